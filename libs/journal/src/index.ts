@@ -1,0 +1,1 @@
+export { Journal, StaleWriterError } from './journal.js';

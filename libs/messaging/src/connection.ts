@@ -1,0 +1,13 @@
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+
+/** Connects to NATS, retrying forever on loss (the services wait for the broker, they do not die). */
+export async function connectNats(url: string, name: string): Promise<NatsConnection> {
+  return connect({
+    servers: url.split(','),
+    name,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+    waitOnFirstConnect: true,
+    timeout: 5000,
+  });
+}

@@ -1,0 +1,186 @@
+import { Catch, Controller, UseFilters, applyDecorators, type RpcExceptionFilter } from '@nestjs/common';
+import { BaseRpcContext, EventPattern, MessagePattern, Server, type CustomTransportStrategy } from '@nestjs/microservices';
+import { jetstream, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
+import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
+import { lastValueFrom, throwError, type Observable } from 'rxjs';
+import {
+  AgentmeshError, HEADERS, rpcQueueGroup, rpcSubject, type CommandMap, type CommandName, type RpcName, type WireError,
+} from '#libs/contracts';
+import { childTraceparent, metrics, runWithTrace, type Logger } from '#libs/telemetry';
+import { decodeJson, encodeJson } from './codec.js';
+import { fateOf } from './errors.js';
+
+const CMD = 'cmd:';
+const RPC = 'rpc:';
+
+/** Handles one durable command; throw RetryLaterError / TerminalMessageError to choose its fate. */
+export const OnCommand = (name: CommandName) => EventPattern(`${CMD}${name}`);
+/** Answers one request/reply question; throw an AgentmeshError to answer with an error. */
+export const OnRpc = (name: RpcName) => MessagePattern(`${RPC}${name}`);
+
+/** Lets handler errors reach the transport unchanged, so the transport decides message fate. */
+@Catch()
+export class RethrowRpcFilter implements RpcExceptionFilter {
+  catch(exception: unknown): Observable<never> {
+    return throwError(() => exception);
+  }
+}
+
+/** A controller whose handlers the JetStream transport calls. */
+export const MessageController = () => applyDecorators(Controller(), UseFilters(RethrowRpcFilter));
+
+/** What a command handler can see of its message. */
+export class JsContext extends BaseRpcContext<[JsMsg]> {
+  get msg(): JsMsg { return this.getArgs()[0]; }
+  get deliveryCount(): number { return this.msg.info.deliveryCount; }
+  get redelivered(): boolean { return this.msg.redelivered; }
+  /** Tells JetStream the work is still going, so it is not redelivered after ack-wait. */
+  working(): void { this.msg.working(); }
+}
+
+export type CommandHandlerData<N extends CommandName> = CommandMap[N];
+
+export interface JetStreamServerOptions {
+  nc: NatsConnection;
+  service: string;
+  logger: Logger;
+  /** The durable work consumers this service reads. */
+  consumers: ReadonlyArray<{ stream: string; durable: string }>;
+  /** Deliveries after which a message that keeps failing with unknown errors is dropped. */
+  maxDeliveries?: number;
+  /** Messages pulled at once per consumer. */
+  batch?: number;
+}
+
+/**
+ * NestJS transport strategy over JetStream: durable work consumers for commands (explicit ack,
+ * redelivery after ack-wait, fate decided by `fateOf`) and core NATS request/reply with a queue
+ * group for RPC. Unlike Nest's built-in NATS transport it is durable: a command is acknowledged
+ * only after its handler finished.
+ */
+export class JetStreamServer extends Server implements CustomTransportStrategy {
+  private readonly subs: Subscription[] = [];
+  private readonly iters: ConsumerMessages[] = [];
+  private readonly inflight = new Set<Promise<void>>();
+  private closing = false;
+
+  constructor(private readonly opts: JetStreamServerOptions) {
+    super();
+  }
+
+  on(): never { throw new Error('JetStreamServer has no events'); }
+  unwrap<T>(): T { return this.opts.nc as T; }
+
+  async listen(callback: (...optionalParams: unknown[]) => void): Promise<void> {
+    try {
+      for (const pattern of this.messageHandlers.keys()) {
+        if (pattern.startsWith(RPC)) this.subscribeRpc(pattern.slice(RPC.length) as RpcName);
+      }
+      for (const c of this.opts.consumers) await this.consume(c.stream, c.durable);
+      callback();
+    } catch (e) {
+      callback(e);
+    }
+  }
+
+  private subscribeRpc(name: RpcName): void {
+    const handler = this.getHandlerByPattern(`${RPC}${name}`)!;
+    const sub = this.opts.nc.subscribe(rpcSubject(name), {
+      queue: rpcQueueGroup(name),
+      callback: (err, msg) => {
+        if (err) { this.opts.logger.error({ err, rpc: name }, 'rpc subscription error'); return; }
+        this.track(this.answer(name, handler, msg));
+      },
+    });
+    this.subs.push(sub);
+  }
+
+  private async answer(name: RpcName, handler: NonNullable<ReturnType<Server['getHandlerByPattern']>>, msg: Msg): Promise<void> {
+    const started = process.hrtime.bigint();
+    let reply: { ok: true; value: unknown } | { ok: false; error: WireError };
+    try {
+      const data = decodeJson<unknown>(msg.data);
+      const traceparent = childTraceparent(msg.headers?.get(HEADERS.traceparent));
+      const value = await runWithTrace({ traceparent }, async () => this.result(await handler(data, new BaseRpcContext([msg]))));
+      reply = { ok: true, value };
+    } catch (e) {
+      if (e instanceof AgentmeshError) reply = { ok: false, error: e.toWire() };
+      else if (e instanceof SyntaxError) reply = { ok: false, error: { code: 'invalid_argument', message: 'request is not valid JSON' } };
+      else {
+        this.opts.logger.error({ err: e, rpc: name }, 'rpc handler failed');
+        reply = { ok: false, error: { code: 'internal', message: 'internal error' } };
+      }
+    }
+    metrics.messages.inc({ kind: `rpc:${name}`, outcome: reply.ok ? 'ok' : reply.error.code });
+    metrics.messageDuration.observe({ kind: `rpc:${name}` }, Number(process.hrtime.bigint() - started) / 1e9);
+    msg.respond(encodeJson(reply));
+  }
+
+  private async consume(stream: string, durable: string): Promise<void> {
+    const js = jetstream(this.opts.nc);
+    const consumer = await js.consumers.get(stream, durable);
+    const iter = await consumer.consume({ max_messages: this.opts.batch ?? 256 });
+    this.iters.push(iter);
+    void (async () => {
+      for await (const m of iter) this.track(this.handleCommand(m));
+    })().catch((e) => {
+      if (!this.closing) this.opts.logger.error({ err: e, durable }, 'consumer loop ended');
+    });
+  }
+
+  private async handleCommand(m: JsMsg): Promise<void> {
+    const started = process.hrtime.bigint();
+    const name = m.headers?.get(HEADERS.type) ?? '';
+    const handler = this.getHandlerByPattern(`${CMD}${name}`);
+    const kind = `cmd:${name || 'unknown'}`;
+    let outcome: string;
+    if (!handler) {
+      m.term(`no handler for "${name}"`);
+      this.opts.logger.error({ subject: m.subject, type: name }, 'dropped a command nobody handles');
+      outcome = 'term';
+    } else {
+      try {
+        const data = decodeJson<unknown>(m.data);
+        const traceparent = childTraceparent(m.headers?.get(HEADERS.traceparent));
+        const tenantId = m.headers?.get(HEADERS.tenant) || undefined;
+        await runWithTrace({ traceparent, tenantId }, async () => this.result(await handler(data, new JsContext([m]))));
+        m.ack();
+        outcome = 'ack';
+      } catch (e) {
+        const fate = e instanceof SyntaxError
+          ? { kind: 'term' as const, reason: 'payload is not valid JSON' }
+          : fateOf(e, m.info.deliveryCount, this.opts.maxDeliveries ?? 50);
+        if (fate.kind === 'nak') {
+          m.nak(fate.delayMs);
+          if (fate.counts) this.opts.logger.warn({ err: e, subject: m.subject, delivery: m.info.deliveryCount }, 'command failed; will retry');
+        } else if (fate.kind === 'term') {
+          m.term(fate.reason);
+          this.opts.logger.error({ err: e, subject: m.subject, reason: fate.reason }, 'command dropped');
+        }
+        outcome = fate.kind;
+      }
+    }
+    metrics.messages.inc({ kind, outcome });
+    metrics.messageDuration.observe({ kind }, Number(process.hrtime.bigint() - started) / 1e9);
+  }
+
+  private async result(v: unknown): Promise<unknown> {
+    if (v && typeof (v as Observable<unknown>).subscribe === 'function') {
+      return lastValueFrom(v as Observable<unknown>, { defaultValue: undefined });
+    }
+    return v;
+  }
+
+  private track(p: Promise<void>): void {
+    this.inflight.add(p);
+    void p.finally(() => this.inflight.delete(p));
+  }
+
+  /** Stops taking messages, lets the ones in hand finish, then returns. */
+  async close(): Promise<void> {
+    this.closing = true;
+    for (const it of this.iters) it.stop();
+    for (const s of this.subs) s.unsubscribe();
+    await Promise.allSettled([...this.inflight]);
+  }
+}

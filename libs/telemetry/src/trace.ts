@@ -1,0 +1,25 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { randomBytes } from 'node:crypto';
+
+/** W3C trace context carried through REST, gRPC and NATS headers. */
+export interface TraceContext {
+  traceparent: string;
+  sessionId?: string;
+  tenantId?: string;
+}
+
+const als = new AsyncLocalStorage<TraceContext>();
+const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+
+export const runWithTrace = <T>(ctx: TraceContext, fn: () => T): T => als.run(ctx, fn);
+export const currentTrace = (): TraceContext | undefined => als.getStore();
+export const currentTraceparent = (): string | undefined => als.getStore()?.traceparent;
+
+/** Continues an incoming traceparent with a new span id, or starts a new trace. */
+export function childTraceparent(incoming?: string | null): string {
+  const m = incoming ? TRACEPARENT.exec(incoming.trim()) : null;
+  const traceId = m ? m[1] : randomBytes(16).toString('hex');
+  return `00-${traceId}-${randomBytes(8).toString('hex')}-01`;
+}
+
+export const traceIdOf = (traceparent: string | undefined): string | undefined => traceparent?.split('-')[1];

@@ -1,0 +1,1 @@
+export { freePort, startNatsServer, type NatsServerHandle } from './nats-server.js';
