@@ -42,6 +42,10 @@ export interface ToolDefinition {
   credential?: { name: string; scopes: string[] };
 }
 
+/** A tool version as submitted for registration; defaults fill what is left out. */
+export type ToolRegistration = Omit<ToolDefinition, 'egress' | 'timeoutMs' | 'description'> &
+  Partial<Pick<ToolDefinition, 'egress' | 'timeoutMs' | 'description'>>;
+
 export interface ToolRecord extends ToolDefinition {
   tenantId: string;
   createdAt: string;
@@ -94,4 +98,18 @@ export interface Cost {
   usd: number;
   inputTokens: number;
   outputTokens: number;
+}
+
+/** One row of the run index: a read model derived from the journal, for listing runs. */
+export interface RunSummary {
+  id: string;
+  tenantId: string;
+  agent: string;
+  agentVersion: string;
+  sessionId?: string;
+  status: RunStatus;
+  error?: RunError;
+  steps: number;
+  createdAt: string;
+  updatedAt: string;
 }

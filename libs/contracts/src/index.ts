@@ -5,3 +5,7 @@ export * from './events.js';
 export * from './commands.js';
 export * from './rpc.js';
 export * from './channels.js';
+export * from './proto-path.js';
+export * from './schemas.js';
+export { SchemaValidator } from './validation.js';
+export { canonicalJson, digestOf } from './canonical.js';

@@ -1,9 +1,9 @@
-import type { PinnedTool, ToolDefinition, ToolRecord } from './domain.js';
+import type { PinnedTool, ToolRecord, ToolRegistration } from './domain.js';
 import type { WireError } from './errors.js';
 
 /** Synchronous questions between services (core NATS request/reply), by name. */
 export interface RpcMap {
-  'tools.put': { req: { tenantId: string; tool: ToolDefinition }; res: { tool: ToolRecord; created: boolean } };
+  'tools.put': { req: { tenantId: string; tool: ToolRegistration }; res: { tool: ToolRecord; created: boolean } };
   'tools.list': { req: { tenantId: string }; res: { tools: Array<ToolRecord & { disabled: boolean }> } };
   'tools.get': { req: { tenantId: string; name: string }; res: { versions: ToolRecord[]; disabled: boolean } };
   'tools.setDisabled': { req: { tenantId: string; name: string; disabled: boolean }; res: { name: string; disabled: boolean } };

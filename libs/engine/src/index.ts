@@ -1,4 +1,4 @@
-export { initialState, reduce, foldEvents, isTerminal, JournalDivergenceError, type RunState, type InFlightStep, type StepRecord } from './state.js';
+export { initialState, reduce, foldEvents, isTerminal, summaryOf, JournalDivergenceError, type RunState, type InFlightStep, type StepRecord } from './state.js';
 export { decide, failEvent, toolsResolvedEvent, toolOutcomeEvent, cancelEvent, createdEvent, type Decision, type DecideOptions, type Effect } from './decide.js';
 export { renderTemplate, TemplateError, type TemplateScope } from './template.js';
 export { graphPlanner, plannerFor, type Planner, type PlannerAction } from './planner.js';

@@ -1,5 +1,5 @@
 import type {
-  AgentSpec, AnyJournalEvent, Cost, JsonValue, PinnedTool, RunError, RunStatus,
+  RunSummary, AgentSpec, AnyJournalEvent, Cost, JsonValue, PinnedTool, RunError, RunStatus,
 } from '#libs/contracts';
 
 /** A step that has started and not yet finished. */
@@ -153,3 +153,14 @@ export const isTerminal = (s: RunState): boolean =>
   s.status === 'completed' || s.status === 'failed' || s.status === 'cancelled';
 
 const round6 = (n: number): number => Math.round(n * 1e6) / 1e6;
+
+/** The run-index row of a state, or null before the run exists. */
+export function summaryOf(s: RunState): RunSummary | null {
+  if (!s.agent || !s.createdAt) return null;
+  return {
+    id: s.runId, tenantId: s.tenantId, agent: s.agent.name, agentVersion: s.agent.version,
+    ...(s.sessionId ? { sessionId: s.sessionId } : {}),
+    status: s.status, ...(s.error ? { error: s.error } : {}), steps: s.step,
+    createdAt: s.createdAt, updatedAt: s.updatedAt ?? s.createdAt,
+  };
+}

@@ -5,3 +5,4 @@ export { RpcClient } from './rpc.js';
 export { JetStreamServer, JsContext, MessageController, OnCommand, OnRpc, RethrowRpcFilter, type JetStreamServerOptions } from './server.js';
 export { RetryLaterError, TerminalMessageError, fateOf, type MessageFate } from './errors.js';
 export { encodeJson, decodeJson } from './codec.js';
+export { startService, runServiceMain, NATS, CONFIG, LOGGER, type ServiceDefinition, type RunningService } from './bootstrap.js';

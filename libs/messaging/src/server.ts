@@ -4,7 +4,7 @@ import { jetstream, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { lastValueFrom, throwError, type Observable } from 'rxjs';
 import {
-  AgentmeshError, HEADERS, rpcQueueGroup, rpcSubject, type CommandMap, type CommandName, type RpcName, type WireError,
+  AgentmeshError, HEADERS, rpcQueueGroup, rpcSubject, type CommandMap, type CommandName, type RpcMap, type RpcName, type WireError,
 } from '#libs/contracts';
 import { childTraceparent, metrics, runWithTrace, type Logger } from '#libs/telemetry';
 import { decodeJson, encodeJson } from './codec.js';
@@ -13,10 +13,16 @@ import { fateOf } from './errors.js';
 const CMD = 'cmd:';
 const RPC = 'rpc:';
 
+type HandlerDecorator<T, R> = <M extends (data: T, ...rest: never[]) => R>(target: object, key: string | symbol, d: TypedPropertyDescriptor<M>) => void;
+
 /** Handles one durable command; throw RetryLaterError / TerminalMessageError to choose its fate. */
-export const OnCommand = (name: CommandName) => EventPattern(`${CMD}${name}`);
+export function OnCommand<N extends CommandName>(name: N): HandlerDecorator<CommandMap[N], unknown> {
+  return EventPattern(`${CMD}${name}`) as HandlerDecorator<CommandMap[N], unknown>;
+}
 /** Answers one request/reply question; throw an AgentmeshError to answer with an error. */
-export const OnRpc = (name: RpcName) => MessagePattern(`${RPC}${name}`);
+export function OnRpc<N extends RpcName>(name: N): HandlerDecorator<RpcMap[N]['req'], Promise<RpcMap[N]['res']> | RpcMap[N]['res']> {
+  return MessagePattern(`${RPC}${name}`) as HandlerDecorator<RpcMap[N]['req'], Promise<RpcMap[N]['res']> | RpcMap[N]['res']>;
+}
 
 /** Lets handler errors reach the transport unchanged, so the transport decides message fate. */
 @Catch()

@@ -1,0 +1,4 @@
+import { runServiceMain } from '#libs/messaging';
+import { costGovernor } from './service.js';
+
+await runServiceMain(costGovernor);

@@ -1,0 +1,4 @@
+import { runServiceMain } from '#libs/messaging';
+import { credentialBroker } from './service.js';
+
+await runServiceMain(credentialBroker);

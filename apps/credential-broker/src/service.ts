@@ -1,0 +1,10 @@
+import type { ServiceDefinition } from '#libs/messaging';
+
+/**
+ * The credential-broker: connected to NATS and serving /healthz, /readyz and /metrics. Its own work
+ * arrives with its issue; until then it runs so the mesh has all six services.
+ */
+export const credentialBroker: ServiceDefinition = {
+  service: 'credential-broker',
+  module: {},
+};

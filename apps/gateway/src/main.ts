@@ -1,0 +1,4 @@
+import { runServiceMain } from '#libs/messaging';
+import { gateway } from './service.js';
+
+await runServiceMain(gateway);

@@ -1,0 +1,32 @@
+import { APP_GUARD } from '@nestjs/core';
+import express from 'express';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import type { ServiceDefinition } from '#libs/messaging';
+import { AgentsController } from './agents/agents.controller.js';
+import { AgentsService } from './agents/agents.service.js';
+import { AuthGuard, Policy } from './http/auth.js';
+import { httpMetrics } from './http/metrics.js';
+import { bodyErrorHandler, ProblemFilter, requireJson } from './http/problem.js';
+import { RunsController } from './runs/runs.controller.js';
+import { RunsService } from './runs/runs.service.js';
+import { TenantsService } from './tenants/keys.service.js';
+import { TenantsController } from './tenants/tenants.controller.js';
+import { ToolsController } from './tools/tools.controller.js';
+
+export const gateway: ServiceDefinition = {
+  service: 'gateway',
+  module: {
+    controllers: [TenantsController, AgentsController, ToolsController, RunsController],
+    providers: [TenantsService, AgentsService, RunsService, Policy, { provide: APP_GUARD, useClass: AuthGuard }],
+  },
+  configure(app, { config, logger }) {
+    const x = app as NestExpressApplication;
+    x.disable('x-powered-by');
+    x.set('trust proxy', false);
+    x.use(httpMetrics);
+    x.use(requireJson);
+    x.use(express.json({ limit: config.maxBodyBytes, type: ['application/json', 'application/*+json'] }));
+    x.use(bodyErrorHandler(config.maxBodyBytes));
+    x.useGlobalFilters(new ProblemFilter(logger));
+  },
+};

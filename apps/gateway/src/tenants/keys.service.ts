@@ -1,0 +1,105 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { ulid } from 'ulid';
+import { BUCKETS, conflict, isTenantId, notFound, type Role } from '#libs/contracts';
+import type { AppConfig } from '#libs/config';
+import { CONFIG, LOGGER, NATS, openBucket } from '#libs/messaging';
+import type { Principal } from '#libs/policy';
+import { KvDocuments } from '#libs/store';
+import type { Logger } from '#libs/telemetry';
+
+export interface Tenant {
+  id: string;
+  name: string;
+  createdAt: string;
+}
+
+export interface ApiKeyRecord {
+  id: string;
+  tenantId: string;
+  name: string;
+  roles: Role[];
+  /** sha256 of the whole key; the key itself is shown once and never stored. */
+  hash: string;
+  createdAt: string;
+  revokedAt: string | null;
+}
+
+const sha256 = (s: string): Buffer => createHash('sha256').update(s).digest();
+const KEY = /^amk_([a-z0-9][a-z0-9-]{1,62})_([0-9A-HJKMNP-TV-Z]{26})_([A-Za-z0-9_-]{43})$/;
+
+/**
+ * Tenants and their API keys. A key reads `amk_<tenant>_<id>_<secret>`: the tenant and id find
+ * the record, the hash of the whole key proves it. Revocation applies to the next request.
+ */
+@Injectable()
+export class TenantsService implements OnModuleInit {
+  private tenants!: KvDocuments<Tenant>;
+  private keys!: KvDocuments<ApiKeyRecord>;
+  private adminHash!: Buffer;
+
+  constructor(
+    @Inject(NATS) private readonly nc: NatsConnection,
+    @Inject(CONFIG) private readonly config: AppConfig,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {}
+
+  async onModuleInit(): Promise<void> {
+    this.tenants = new KvDocuments(await openBucket(this.nc, BUCKETS.tenants));
+    this.keys = new KvDocuments(await openBucket(this.nc, BUCKETS.apiKeys));
+    this.adminHash = sha256(this.adminKey());
+  }
+
+  /** The platform admin key: from AGENTMESH_ADMIN_KEY, else the data folder, else generated there (0600). */
+  private adminKey(): string {
+    if (this.config.adminKey) return this.config.adminKey;
+    const file = join(this.config.dataDir, 'admin.key');
+    if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+    mkdirSync(this.config.dataDir, { recursive: true });
+    const key = `amk_admin_${randomBytes(32).toString('base64url')}`;
+    writeFileSync(file, `${key}\n`, { mode: 0o600 });
+    this.logger.info({ file }, 'generated the platform admin key');
+    return key;
+  }
+
+  async authenticate(bearer: string): Promise<Principal | null> {
+    const h = sha256(bearer);
+    if (timingSafeEqual(h, this.adminHash)) return { platformAdmin: true };
+    const m = KEY.exec(bearer);
+    if (!m) return null;
+    const rec = await this.keys.get(m[1], m[2]);
+    if (!rec || rec.revokedAt || !timingSafeEqual(Buffer.from(rec.hash, 'hex'), h)) return null;
+    return { tenant: rec.tenantId, roles: rec.roles, subject: `key:${rec.id}` };
+  }
+
+  async createTenant(id: string, name?: string): Promise<Tenant> {
+    const t: Tenant = { id, name: name ?? id, createdAt: new Date().toISOString() };
+    if (!(await this.tenants.create(id, ['tenant'], t))) throw conflict(`tenant ${id} already exists`, 'tenant_exists');
+    return t;
+  }
+
+  async getTenant(id: string): Promise<Tenant | null> {
+    return isTenantId(id) ? this.tenants.get(id, 'tenant') : null;
+  }
+
+  async issueKey(tenantId: string, roles: Role[], name?: string): Promise<{ record: ApiKeyRecord; key: string }> {
+    if (!(await this.getTenant(tenantId))) throw notFound(`tenant ${tenantId}`);
+    const id = ulid();
+    const key = `amk_${tenantId}_${id}_${randomBytes(32).toString('base64url')}`;
+    const record: ApiKeyRecord = {
+      id, tenantId, name: name ?? '', roles, hash: sha256(key).toString('hex'), createdAt: new Date().toISOString(), revokedAt: null,
+    };
+    await this.keys.put(tenantId, [id], record);
+    return { record, key };
+  }
+
+  async revokeKey(tenantId: string, id: string): Promise<void> {
+    const cur = await this.keys.getWithRevision(tenantId, id);
+    if (!cur) throw notFound(`api key ${id}`);
+    if (cur.value.revokedAt) return;
+    await this.keys.put(tenantId, [id], { ...cur.value, revokedAt: new Date().toISOString() });
+  }
+}

@@ -1,0 +1,25 @@
+import { Ctx, Payload } from '@nestjs/microservices';
+import type { CommandMap } from '#libs/contracts';
+import { JsContext, MessageController, OnCommand } from '#libs/messaging';
+import { RunEngine } from './run-engine.service.js';
+
+/** The orchestrator's inbox: run commands from the gateway and tool results from the tool-runner. */
+@MessageController()
+export class CommandsController {
+  constructor(private readonly engine: RunEngine) {}
+
+  @OnCommand('run.start')
+  start(@Payload() cmd: CommandMap['run.start'], @Ctx() ctx: JsContext) {
+    return this.engine.start(cmd, ctx);
+  }
+
+  @OnCommand('run.cancel')
+  cancel(@Payload() cmd: CommandMap['run.cancel'], @Ctx() ctx: JsContext) {
+    return this.engine.cancel(cmd, ctx);
+  }
+
+  @OnCommand('tool.result')
+  toolResult(@Payload() res: CommandMap['tool.result'], @Ctx() ctx: JsContext) {
+    return this.engine.toolResult(res, ctx);
+  }
+}

@@ -1,0 +1,4 @@
+import { runServiceMain } from '#libs/messaging';
+import { orchestrator } from './service.js';
+
+await runServiceMain(orchestrator);

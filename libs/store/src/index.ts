@@ -1,0 +1,1 @@
+export { KvDocuments, keyToken } from './kv-documents.js';
