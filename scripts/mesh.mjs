@@ -111,7 +111,8 @@ export async function startMesh(opts = {}) {
   const spawnService = async (svc) => {
     const logFile = join(logDir, `${svc}.log`);
     const log = createWriteStream(logFile, { flags: 'a' });
-    const child = spawn(process.execPath, ['--enable-source-maps', join(ROOT, 'dist/apps', svc, 'src/main.js')], {
+    const nodeArgs = (baseEnv.AGENTMESH_NODE_ARGS ?? '').split(' ').filter(Boolean); // e.g. --cpu-prof for profiling
+    const child = spawn(process.execPath, ['--enable-source-maps', ...nodeArgs, join(ROOT, 'dist/apps', svc, 'src/main.js')], {
       env: baseEnv, stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT,
     });
     child.stdout.pipe(log); child.stderr.pipe(log);

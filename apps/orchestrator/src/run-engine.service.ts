@@ -85,12 +85,22 @@ export class RunEngine implements OnModuleInit {
     for (let guard = 0; guard < 10_000; guard++) {
       const d = decide(s, { now: now(), globalMaxSteps: this.config.globalMaxSteps, redispatch });
       redispatch = false;
+      const dispatch = d.effects.length === 1 && d.effects[0].kind === 'dispatch_tool' ? d.effects[0] : null;
+      const last = d.events[d.events.length - 1];
+      if (dispatch && last?.type === 'tool.called') {
+        // step.started is durable (appended just now, fenced, or already in the journal), so the
+        // call is on record: tool.called and the dispatch can go out together. A stale writer
+        // can only re-send that same recorded call, which its call key dedupes.
+        for (const e of d.events.slice(0, -1)) s = await this.append(s, e);
+        const [next] = await Promise.all([this.append(s, last), this.dispatch(dispatch.command)]);
+        s = next;
+        break;
+      }
       for (const e of d.events) s = await this.append(s, e);
       let waiting = d.effects.length === 0 && d.events.length === 0;
       for (const eff of d.effects) {
         if (eff.kind === 'dispatch_tool') {
-          await this.bus.send('tool.execute', eff.command, eff.command.callKey);
-          this.dispatchedAt.set(eff.command.callKey, process.hrtime.bigint());
+          await this.dispatch(eff.command);
           waiting = true;
         } else {
           s = await this.resolveTools(s, eff.refs);
@@ -99,6 +109,11 @@ export class RunEngine implements OnModuleInit {
       if (waiting || isTerminal(s)) break;
     }
     await this.afterDrive(statusBefore, s);
+  }
+
+  private async dispatch(cmd: CommandMap['tool.execute']): Promise<void> {
+    await this.bus.send('tool.execute', cmd, cmd.callKey);
+    this.dispatchedAt.set(cmd.callKey, process.hrtime.bigint());
   }
 
   private async resolveTools(s: RunState, refs: string[]): Promise<RunState> {

@@ -68,6 +68,8 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
   private readonly subs: Subscription[] = [];
   private readonly iters: ConsumerMessages[] = [];
   private readonly inflight = new Set<Promise<void>>();
+  /** Handlers by command name, looked up once (Nest's lookup parses the pattern every call). */
+  private readonly commandHandlers = new Map<string, NonNullable<ReturnType<Server['getHandlerByPattern']>>>();
   private closing = false;
 
   constructor(private readonly opts: JetStreamServerOptions) {
@@ -81,6 +83,7 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
     try {
       for (const pattern of this.messageHandlers.keys()) {
         if (pattern.startsWith(RPC)) this.subscribeRpc(pattern.slice(RPC.length) as RpcName);
+        if (pattern.startsWith(CMD)) this.commandHandlers.set(pattern.slice(CMD.length), this.getHandlerByPattern(pattern)!);
       }
       for (const c of this.opts.consumers) await this.consume(c.stream, c.durable);
       callback();
@@ -137,7 +140,7 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
   private async handleCommand(m: JsMsg): Promise<void> {
     const started = process.hrtime.bigint();
     const name = m.headers?.get(HEADERS.type) ?? '';
-    const handler = this.getHandlerByPattern(`${CMD}${name}`);
+    const handler = this.commandHandlers.get(name);
     const kind = `cmd:${name || 'unknown'}`;
     let outcome: string;
     if (!handler) {
