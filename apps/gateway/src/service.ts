@@ -4,7 +4,7 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { ServiceDefinition } from '#libs/messaging';
 import { AgentsController } from './agents/agents.controller.js';
 import { AgentsService } from './agents/agents.service.js';
-import { AuthGuard, Policy } from './http/auth.js';
+import { AuthGuard, Authorizer } from './http/auth.js';
 import { httpMetrics } from './http/metrics.js';
 import { bodyErrorHandler, ProblemFilter, requireJson } from './http/problem.js';
 import { RunsController } from './runs/runs.controller.js';
@@ -17,7 +17,7 @@ export const gateway: ServiceDefinition = {
   service: 'gateway',
   module: {
     controllers: [TenantsController, AgentsController, ToolsController, RunsController],
-    providers: [TenantsService, AgentsService, RunsService, Policy, { provide: APP_GUARD, useClass: AuthGuard }],
+    providers: [TenantsService, AgentsService, RunsService, Authorizer, { provide: APP_GUARD, useClass: AuthGuard }],
   },
   configure(app, { config, logger }) {
     const x = app as NestExpressApplication;

@@ -14,57 +14,67 @@ export const Operation = (op: OperationId) => SetMetadata(OPERATION, op);
 export type AuthedRequest = Request & { principal?: Principal };
 export const CurrentPrincipal = createParamDecorator((_: unknown, ctx: ExecutionContext) => ctx.switchToHttp().getRequest<AuthedRequest>().principal);
 
-/** Holds the Casbin policy service for the gateway. */
-@Injectable()
-export class Policy implements OnModuleInit, OnModuleDestroy {
-  service!: PolicyService;
-  async onModuleInit() { this.service = await PolicyService.create(); }
-  onModuleDestroy() { this.service.close(); }
-}
-
 /**
- * Authenticates the bearer key (401) and asks the policy whether the principal may perform the
- * route's operation on the route's tenant (403). A key of another tenant is refused before any
- * lookup, so no data of tenant B is ever read on behalf of tenant A.
+ * Authentication and authorization for every entry point (REST and gRPC): a bearer key becomes a
+ * principal (401 otherwise), and the Casbin policy decides the operation on the tenant (403). A
+ * key of another tenant is refused before any lookup, so no data of tenant B is read for tenant A.
  */
 @Injectable()
-export class AuthGuard implements CanActivate {
-  constructor(private readonly reflector: Reflector, private readonly tenants: TenantsService, private readonly policy: Policy) {}
+export class Authorizer implements OnModuleInit, OnModuleDestroy {
+  private policy!: PolicyService;
+  constructor(private readonly tenants: TenantsService) {}
 
-  async canActivate(ctx: ExecutionContext): Promise<boolean> {
-    const op = this.reflector.get<OperationId | undefined>(OPERATION, ctx.getHandler());
-    if (!op) return true; // health, metrics
-    const req = ctx.switchToHttp().getRequest<AuthedRequest>();
-    const header = req.headers.authorization ?? '';
-    const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  async onModuleInit() { this.policy = await PolicyService.create(); }
+  onModuleDestroy() { this.policy.close(); }
+
+  /** `authorization` header or metadata value → principal, or 401. */
+  async authenticate(authorization: string | undefined): Promise<Principal> {
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
     if (!m) throw new AgentmeshError('unauthenticated', 'an API key is required: Authorization: Bearer <key>');
     const principal = await this.tenants.authenticate(m[1]);
     if (!principal) throw new AgentmeshError('unauthenticated', 'the API key is not valid or was revoked');
-    req.principal = principal;
-    const tenant = (req.params as Record<string, string | undefined>).t;
+    return principal;
+  }
+
+  /** Allows the operation or throws 403 (404 for a malformed tenant id). */
+  async authorize(principal: Principal, tenant: string | undefined, op: OperationId, body: unknown): Promise<void> {
     if (tenant !== undefined && !isTenantId(tenant)) throw new AgentmeshError('not_found', 'no such tenant');
-    const attrs = attributesFor(op, req);
-    let decision = await this.policy.service.can({ principal, tenant, operation: op, attrs });
+    let decision = await this.policy.can({ principal, tenant, operation: op, attrs: attributesFor(op, body) });
     if (!decision.allowed && decision.reason === 'missing_attribute' && op === 'tools.put') {
       // the body lacks a valid riskTier: check the role grant at the lowest tier, then let the
       // handler reject the body with 400 (a caller without the role still gets 403)
-      decision = await this.policy.service.can({ principal, tenant, operation: op, attrs: { riskTier: 'read' } });
+      decision = await this.policy.can({ principal, tenant, operation: op, attrs: { riskTier: 'read' } });
     }
     if (!decision.allowed) {
       throw new AgentmeshError('permission_denied', `not allowed: ${decision.explanation}`, { reason: decision.reason });
     }
-    return true;
   }
 }
 
-function attributesFor(op: OperationId, req: Request): Record<string, string> {
-  const body = (req.body ?? {}) as Record<string, unknown>;
+/** The attributes Casbin decides an operation on, from the request. */
+function attributesFor(op: OperationId, body: unknown): Record<string, string> {
+  const b = (body ?? {}) as Record<string, unknown>;
   switch (op) {
     case 'runs.start':
       return { budgetState: 'ok' };
     case 'tools.put':
-      return typeof body.riskTier === 'string' && ['read', 'write', 'irreversible'].includes(body.riskTier) ? { riskTier: body.riskTier } : {};
+      return typeof b.riskTier === 'string' && ['read', 'write', 'irreversible'].includes(b.riskTier) ? { riskTier: b.riskTier } : {};
     default:
       return {};
+  }
+}
+
+/** The REST guard: routes declare their operation with @Operation. */
+@Injectable()
+export class AuthGuard implements CanActivate {
+  constructor(private readonly reflector: Reflector, private readonly auth: Authorizer) {}
+
+  async canActivate(ctx: ExecutionContext): Promise<boolean> {
+    const op = this.reflector.get<OperationId | undefined>(OPERATION, ctx.getHandler());
+    if (!op) return true; // health, readiness, metrics
+    const req = ctx.switchToHttp().getRequest<AuthedRequest>();
+    req.principal = await this.auth.authenticate(req.headers.authorization);
+    await this.auth.authorize(req.principal, (req.params as Record<string, string | undefined>).t, op, req.body);
+    return true;
   }
 }
