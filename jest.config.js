@@ -13,6 +13,8 @@ const base = {
   rootDir: '.',
 };
 export default {
+  // e2e tests start the whole mesh; per-test waits are bounded inside the tests
+  testTimeout: 120_000,
   projects: [
     { ...base, displayName: 'unit', testMatch: ['<rootDir>/{apps,libs,examples}/**/*.spec.ts'] },
     { ...base, displayName: 'integration', testMatch: ['<rootDir>/{apps,libs,examples}/**/*.int-spec.ts'], testTimeout: 30_000 },

@@ -1,0 +1,94 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { followEvents, newTenant, startTestMesh, waitForRun, type Api, type Mesh, type SseEvent } from './support/harness.js';
+import { startEffectServer, type EffectServer } from './support/effect-server.js';
+
+const STEPS = 8;
+
+describe('recovery: a run survives crashes and never repeats a side effect', () => {
+  let mesh: Mesh & { cleanup(): Promise<void> };
+  let fx: EffectServer;
+  let api: Api;
+  let key: string;
+  let t: string;
+
+  beforeAll(async () => {
+    mesh = await startTestMesh({ AGENTMESH_ACK_WAIT: '2s' });
+    fx = await startEffectServer();
+    const tenant = await newTenant(mesh, 'crash');
+    api = tenant.owner; key = tenant.ownerKey; t = tenant.id;
+    const tool = { version: '1', riskTier: 'write', inputSchema: { type: 'object', required: ['i'] }, timeoutMs: 10_000, egress: [`127.0.0.1:${fx.port}`], transport: { kind: 'http', url: `${fx.url}/effect` } };
+    expect((await api('PUT', `/v1/tenants/${t}/tools/effect`, tool)).status).toBe(201);
+    const steps = Array.from({ length: STEPS }, (_, i) => ({ id: `s${i + 1}`, tool: 'effect', args: { i: i + 1 } }));
+    expect((await api('PUT', `/v1/tenants/${t}/agents/multi`, { version: '1', planner: 'graph', tools: ['effect'], steps })).status).toBe(201);
+  });
+  afterAll(async () => { await fx?.close(); await mesh?.cleanup(); });
+
+  async function journal(runId: string): Promise<SseEvent[]> {
+    const events: SseEvent[] = [];
+    await followEvents(mesh.gatewayUrl, key, `/v1/tenants/${t}/runs/${runId}/events`, (e) => events.push(e));
+    return events;
+  }
+
+  function expectEachStepOnce(runId: string, events: SseEvent[]) {
+    const keys = Array.from({ length: STEPS }, (_, i) => `${runId}:${i + 1}:0`);
+    for (const k of keys) expect(fx.effects.get(k)).toBe(1); // each side effect happened exactly once
+    const completed = events.filter((e) => e.event === 'tool.completed').map((e) => e.data.step);
+    expect(completed).toEqual(Array.from({ length: STEPS }, (_, i) => i + 1)); // nothing lost, nothing twice
+    const started = events.filter((e) => e.event === 'step.started').map((e) => e.data.step);
+    expect(started).toEqual(Array.from({ length: STEPS }, (_, i) => i + 1));
+    const seqs = events.map((e) => Number(e.id));
+    expect(new Set(seqs).size).toBe(seqs.length);
+  }
+
+  it('finishes after the orchestrator is SIGKILLed mid-step, without re-running completed steps', async () => {
+    let killed = false;
+    let runId = '';
+    fx.onRequest = async (k) => {
+      if (!killed && k === `${runId}:4:0`) { killed = true; await mesh.kill('orchestrator', 'SIGKILL'); }
+    };
+    runId = (await api('POST', `/v1/tenants/${t}/runs`, { agent: 'multi', input: {} })).body.id;
+    const deadline = Date.now() + 15_000;
+    while (!killed && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(killed).toBe(true);
+    const before = new Map(fx.calls);
+    await mesh.restart('orchestrator');
+    const run = await waitForRun(api, t, runId, 30_000);
+    expect(run).toMatchObject({ status: 'completed', steps: STEPS });
+    expectEachStepOnce(runId, await journal(runId));
+    // steps completed before the crash were never called again
+    for (let s = 1; s <= 3; s++) expect(fx.calls.get(`${runId}:${s}:0`)).toBe(before.get(`${runId}:${s}:0`));
+    fx.onRequest = undefined;
+  });
+
+  it('dedupes through the Idempotency-Key when the tool-runner dies between the side effect and the journal append', async () => {
+    let killed = false;
+    let runId = '';
+    fx.onRequest = async (k) => {
+      if (!killed && k === `${runId}:3:0`) { killed = true; await mesh.kill('tool-runner', 'SIGKILL'); }
+    };
+    runId = (await api('POST', `/v1/tenants/${t}/runs`, { agent: 'multi', input: {} })).body.id;
+    const deadline = Date.now() + 15_000;
+    while (!killed && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(killed).toBe(true);
+    await mesh.restart('tool-runner');
+    const run = await waitForRun(api, t, runId, 30_000);
+    expect(run).toMatchObject({ status: 'completed', steps: STEPS });
+    expect(fx.calls.get(`${runId}:3:0`)).toBeGreaterThanOrEqual(2); // called again after the crash...
+    expectEachStepOnce(runId, await journal(runId)); // ...but the effect happened once
+    fx.onRequest = undefined;
+  });
+
+  it('keeps runs going across a broker restart', async () => {
+    let restarted = false;
+    let runId = '';
+    fx.onRequest = async (k) => {
+      if (!restarted && k === `${runId}:2:0`) { restarted = true; await mesh.restartNats(); }
+    };
+    runId = (await api('POST', `/v1/tenants/${t}/runs`, { agent: 'multi', input: {} })).body.id;
+    const run = await waitForRun(api, t, runId, 45_000);
+    expect(restarted).toBe(true);
+    expect(run).toMatchObject({ status: 'completed', steps: STEPS });
+    expectEachStepOnce(runId, await journal(runId));
+    fx.onRequest = undefined;
+  });
+});
