@@ -1,4 +1,4 @@
-import { DeliverPolicy, jetstream, jetstreamManager, JetStreamApiError, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
+import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import { headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
 import {
@@ -6,7 +6,7 @@ import {
   type AnyJournalEvent, type AnyNewJournalEvent, type RunKey,
 } from '#libs/contracts';
 import { foldEvents, initialState, type RunState } from '#libs/engine';
-import { decodeJson, encodeJson, openBucket } from '#libs/messaging';
+import { decodeJson, encodeJson, JetStreamPublishError, openBucket, publisherFor, WRONG_LAST_SEQUENCE, type JetStreamPublisher } from '#libs/messaging';
 import { currentTraceparent } from '#libs/telemetry';
 
 /** Another writer appended to this run first: the caller's view is stale (fencing). */
@@ -18,7 +18,6 @@ export class StaleWriterError extends Error {
   }
 }
 
-const WRONG_LAST_SEQUENCE = 10071;
 
 function toEvent(m: { seq: number; data: Uint8Array }): AnyJournalEvent {
   return { ...decodeJson<Omit<AnyJournalEvent, 'seq'>>(m.data), seq: m.seq } as AnyJournalEvent;
@@ -31,12 +30,13 @@ function toEvent(m: { seq: number; data: Uint8Array }): AnyJournalEvent {
 export class Journal {
   private constructor(
     private readonly js: JetStreamClient,
+    private readonly publisher: JetStreamPublisher,
     private readonly jsm: JetStreamManager,
     private readonly snapshots: KV,
   ) {}
 
   static async open(nc: NatsConnection): Promise<Journal> {
-    return new Journal(jetstream(nc, { timeout: 10_000 }), await jetstreamManager(nc), await openBucket(nc, BUCKETS.snapshots));
+    return new Journal(jetstream(nc, { timeout: 10_000 }), publisherFor(nc), await jetstreamManager(nc), await openBucket(nc, BUCKETS.snapshots));
   }
 
   /**
@@ -51,15 +51,13 @@ export class Journal {
     h.set(HEADERS.tenant, e.tenantId);
     const tp = currentTraceparent();
     if (tp) h.set(HEADERS.traceparent, tp);
+    h.set('Nats-Msg-Id', `${e.runId}:${position}`);
+    h.set('Nats-Expected-Last-Subject-Sequence', String(expectedLastSeq));
     try {
-      const ack = await this.js.publish(journalSubject(e), encodeJson(e), {
-        headers: h,
-        msgID: `${e.runId}:${position}`,
-        expect: { lastSubjectSequence: expectedLastSeq },
-      });
+      const ack = await this.publisher.publish(journalSubject(e), encodeJson(e), h);
       return ack.seq;
     } catch (err) {
-      if (err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE) throw new StaleWriterError(e, expectedLastSeq, { cause: err });
+      if (err instanceof JetStreamPublishError && err.apiCode === WRONG_LAST_SEQUENCE) throw new StaleWriterError(e, expectedLastSeq, { cause: err });
       throw err;
     }
   }

@@ -6,3 +6,4 @@ export { JetStreamServer, JsContext, MessageController, OnCommand, OnRpc, Rethro
 export { RetryLaterError, TerminalMessageError, fateOf, type MessageFate } from './errors.js';
 export { encodeJson, decodeJson } from './codec.js';
 export { startService, runServiceMain, NATS, CONFIG, LOGGER, type ServiceDefinition, type RunningService } from './bootstrap.js';
+export { JetStreamPublisher, JetStreamPublishError, publisherFor, WRONG_LAST_SEQUENCE, type PubAck } from './js-publisher.js';

@@ -1,14 +1,14 @@
 import { headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
-import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import { commandSubject, HEADERS, type CommandMap, type CommandName } from '#libs/contracts';
 import { encodeJson } from './codec.js';
-import { currentTraceparent } from '#libs/telemetry';
+import { publisherFor, type JetStreamPublisher } from './js-publisher.js';
+import { currentTrace, safeId } from '#libs/telemetry';
 
 /** Publishes typed durable commands. A wrong payload for a name does not compile. */
 export class CommandBus {
-  private readonly js: JetStreamClient;
+  private readonly js: JetStreamPublisher;
   constructor(nc: NatsConnection) {
-    this.js = jetstream(nc, { timeout: 10_000 });
+    this.js = publisherFor(nc);
   }
 
   /**
@@ -20,9 +20,13 @@ export class CommandBus {
     h.set(HEADERS.type, name);
     h.set(HEADERS.schema, '1');
     h.set(HEADERS.tenant, payload.tenantId);
-    const tp = currentTraceparent();
-    if (tp) h.set(HEADERS.traceparent, tp);
-    const ack = await this.js.publish(commandSubject(name, payload), encodeJson(payload), { msgID: msgId, headers: h });
+    const trace = currentTrace();
+    if (trace) h.set(HEADERS.traceparent, trace.traceparent);
+    // the session travels with the run's work: named by the command itself (run.start), else by the trace context
+    const sessionId = safeId((payload as { sessionId?: unknown }).sessionId) ?? safeId(trace?.sessionId);
+    if (sessionId) h.set(HEADERS.session, sessionId);
+    h.set('Nats-Msg-Id', msgId);
+    const ack = await this.js.publish(commandSubject(name, payload), encodeJson(payload), h);
     return { seq: ack.seq, duplicate: ack.duplicate };
   }
 }

@@ -1,12 +1,12 @@
 import { Catch, Controller, UseFilters, applyDecorators, type RpcExceptionFilter } from '@nestjs/common';
 import { BaseRpcContext, EventPattern, MessagePattern, Server, type CustomTransportStrategy } from '@nestjs/microservices';
-import { jetstream, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
-import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
+import { jetstream, type Consumer, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
+import type { Msg, MsgHdrs, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { lastValueFrom, throwError, type Observable } from 'rxjs';
 import {
   AgentmeshError, HEADERS, rpcQueueGroup, rpcSubject, type CommandMap, type CommandName, type RpcMap, type RpcName, type WireError,
 } from '#libs/contracts';
-import { childTraceparent, metrics, runWithTrace, type Logger } from '#libs/telemetry';
+import { childTraceparent, metrics, runWithTrace, safeId, type Logger, type TraceContext } from '#libs/telemetry';
 import { decodeJson, encodeJson } from './codec.js';
 import { fateOf } from './errors.js';
 
@@ -56,6 +56,22 @@ export interface JetStreamServerOptions {
   maxDeliveries?: number;
   /** Messages pulled at once per consumer. */
   batch?: number;
+  /** How often each consumer's pending / ack-pending counts are read for the lag gauges (0: never). */
+  lagIntervalMs?: number;
+}
+
+/**
+ * The trace context a message's handler runs in: the sender's trace continued (or a new one), and
+ * the tenant and session from the headers, else from the payload's `tenantId` / `sessionId`.
+ */
+export function traceOfMessage(h: MsgHdrs | undefined, data: unknown): TraceContext {
+  const ctx: TraceContext = { traceparent: childTraceparent(h?.get(HEADERS.traceparent)) };
+  const body = data && typeof data === 'object' ? (data as { tenantId?: unknown; sessionId?: unknown }) : undefined;
+  const tenantId = safeId(h?.get(HEADERS.tenant)) ?? safeId(body?.tenantId);
+  const sessionId = safeId(h?.get(HEADERS.session)) ?? safeId(body?.sessionId);
+  if (tenantId) ctx.tenantId = tenantId;
+  if (sessionId) ctx.sessionId = sessionId;
+  return ctx;
 }
 
 /**
@@ -67,6 +83,9 @@ export interface JetStreamServerOptions {
 export class JetStreamServer extends Server implements CustomTransportStrategy {
   private readonly subs: Subscription[] = [];
   private readonly iters: ConsumerMessages[] = [];
+  private readonly consumers: Array<{ stream: string; durable: string; consumer: Consumer }> = [];
+  private lagTimer: NodeJS.Timeout | undefined;
+  private lagBusy = false;
   private readonly inflight = new Set<Promise<void>>();
   /** Handlers by command name, looked up once (Nest's lookup parses the pattern every call). */
   private readonly commandHandlers = new Map<string, NonNullable<ReturnType<Server['getHandlerByPattern']>>>();
@@ -86,6 +105,7 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
         if (pattern.startsWith(CMD)) this.commandHandlers.set(pattern.slice(CMD.length), this.getHandlerByPattern(pattern)!);
       }
       for (const c of this.opts.consumers) await this.consume(c.stream, c.durable);
+      this.startLagGauges();
       callback();
     } catch (e) {
       callback(e);
@@ -109,8 +129,7 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
     let reply: { ok: true; value: unknown } | { ok: false; error: WireError };
     try {
       const data = decodeJson<unknown>(msg.data);
-      const traceparent = childTraceparent(msg.headers?.get(HEADERS.traceparent));
-      const value = await runWithTrace({ traceparent }, async () => this.result(await handler(data, new BaseRpcContext([msg]))));
+      const value = await runWithTrace(traceOfMessage(msg.headers, data), async () => this.result(await handler(data, new BaseRpcContext([msg]))));
       reply = { ok: true, value };
     } catch (e) {
       if (e instanceof AgentmeshError) reply = { ok: false, error: e.toWire() };
@@ -130,6 +149,7 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
     const consumer = await js.consumers.get(stream, durable);
     const iter = await consumer.consume({ max_messages: this.opts.batch ?? 256 });
     this.iters.push(iter);
+    this.consumers.push({ stream, durable, consumer });
     void (async () => {
       for await (const m of iter) this.track(this.handleCommand(m));
     })().catch((e) => {
@@ -143,6 +163,7 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
     const handler = this.commandHandlers.get(name);
     const kind = `cmd:${name || 'unknown'}`;
     let outcome: string;
+    let trace: TraceContext | undefined;
     if (!handler) {
       m.term(`no handler for "${name}"`);
       this.opts.logger.error({ subject: m.subject, type: name }, 'dropped a command nobody handles');
@@ -150,27 +171,66 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
     } else {
       try {
         const data = decodeJson<unknown>(m.data);
-        const traceparent = childTraceparent(m.headers?.get(HEADERS.traceparent));
-        const tenantId = m.headers?.get(HEADERS.tenant) || undefined;
-        await runWithTrace({ traceparent, tenantId }, async () => this.result(await handler(data, new JsContext([m]))));
+        trace = traceOfMessage(m.headers, data);
+        await runWithTrace(trace, async () => this.result(await handler(data, new JsContext([m]))));
         m.ack();
         outcome = 'ack';
       } catch (e) {
         const fate = e instanceof SyntaxError
           ? { kind: 'term' as const, reason: 'payload is not valid JSON' }
           : fateOf(e, m.info.deliveryCount, this.opts.maxDeliveries ?? 50);
-        if (fate.kind === 'nak') {
-          m.nak(fate.delayMs);
-          if (fate.counts) this.opts.logger.warn({ err: e, subject: m.subject, delivery: m.info.deliveryCount }, 'command failed; will retry');
-        } else if (fate.kind === 'term') {
-          m.term(fate.reason);
-          this.opts.logger.error({ err: e, subject: m.subject, reason: fate.reason }, 'command dropped');
-        }
+        const log = () => {
+          if (fate.kind === 'nak') {
+            if (fate.counts) this.opts.logger.warn({ err: e, subject: m.subject, delivery: m.info.deliveryCount }, 'command failed; will retry');
+          } else if (fate.kind === 'term') {
+            this.opts.logger.error({ err: e, subject: m.subject, reason: fate.reason }, 'command dropped');
+          }
+        };
+        if (fate.kind === 'nak') m.nak(fate.delayMs);
+        else if (fate.kind === 'term') m.term(fate.reason);
+        if (trace) runWithTrace(trace, log); else log();
         outcome = fate.kind;
       }
     }
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     metrics.messages.inc({ kind, outcome });
-    metrics.messageDuration.observe({ kind }, Number(process.hrtime.bigint() - started) / 1e9);
+    metrics.messageDuration.observe({ kind }, seconds);
+    // one line per durable command, in the command's trace: its trace id, tenant and session
+    if (trace && this.opts.logger.isLevelEnabled('info')) {
+      runWithTrace(trace, () => this.opts.logger.info({ kind, outcome, subject: m.subject, delivery: m.info.deliveryCount, ms: Math.round(seconds * 1e6) / 1e3 }, 'command handled'));
+    }
+  }
+
+  /**
+   * Reads each durable consumer's info every `lagIntervalMs` (default 5 s; one small JetStream API
+   * request per consumer) into agentmesh_jetstream_consumer_pending / _ack_pending. Every replica
+   * of a service reports the same numbers; the alert rules take `max by (stream, consumer)`.
+   */
+  private startLagGauges(): void {
+    const every = this.opts.lagIntervalMs ?? 5000;
+    if (every <= 0 || this.consumers.length === 0) return;
+    void this.readLag();
+    this.lagTimer = setInterval(() => void this.readLag(), every);
+    this.lagTimer.unref();
+  }
+
+  private async readLag(): Promise<void> {
+    if (this.lagBusy || this.closing) return;
+    this.lagBusy = true;
+    try {
+      await Promise.all(this.consumers.map(async ({ stream, durable, consumer }) => {
+        try {
+          const info = await consumer.info(false);
+          metrics.consumerPending.set({ stream, consumer: durable }, info.num_pending);
+          metrics.consumerAckPending.set({ stream, consumer: durable }, info.num_ack_pending);
+        } catch (e) {
+          // broker unreachable or restarting: keep the last value; the next tick tries again
+          if (!this.closing) this.opts.logger.debug({ err: e, stream, consumer: durable }, 'consumer info failed');
+        }
+      }));
+    } finally {
+      this.lagBusy = false;
+    }
   }
 
   private async result(v: unknown): Promise<unknown> {
@@ -188,6 +248,7 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
   /** Stops taking messages, lets the ones in hand finish, then returns. */
   async close(): Promise<void> {
     this.closing = true;
+    if (this.lagTimer) clearInterval(this.lagTimer);
     for (const it of this.iters) it.stop();
     for (const s of this.subs) s.unsubscribe();
     await Promise.allSettled([...this.inflight]);
