@@ -153,7 +153,7 @@ export async function startMesh(opts = {}) {
     dataDir, natsUrl, natsPort, grpcPort, ports, adminKey,
     gatewayUrl: `http://127.0.0.1:${ports.gateway}`,
     logFile: (svc) => children.get(svc)?.logFile,
-    pid: (svc) => children.get(svc)?.child.pid,
+    pid: (svc) => (svc === 'nats-server' ? nats.pid : children.get(svc)?.child.pid),
     /** Sends a signal (SIGKILL to crash it) and waits for the process to exit. */
     kill: (svc, signal = 'SIGKILL') => stopService(svc, signal),
     /** Starts a stopped service again and waits until it is ready. */

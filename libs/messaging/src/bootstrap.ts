@@ -6,7 +6,7 @@ import { loadConfig, type AppConfig, type ServiceName } from '#libs/config';
 import { createLogger, initMetrics, PinoNestLogger, Readiness, TelemetryModule, type Logger } from '#libs/telemetry';
 import { connectNats } from './connection.js';
 import { provision } from './provision.js';
-import { JetStreamServer } from './server.js';
+import { commandHandlersOf, JetStreamServer } from './server.js';
 
 /** Injection tokens for what every service has. */
 export const NATS = Symbol('NATS_CONNECTION');
@@ -62,7 +62,9 @@ export async function startService(def: ServiceDefinition): Promise<RunningServi
 
   const app = await NestFactory.create(ServiceModule, { logger: new PinoNestLogger(logger), bodyParser: false });
   app.get(Readiness).register('nats', () => !nc.isClosed());
-  app.connectMicroservice({ strategy: new JetStreamServer({ nc, service: config.service, logger, consumers: def.consumers ?? [] }) });
+  const server = new JetStreamServer({ nc, service: config.service, logger, consumers: def.consumers ?? [] });
+  server.useCommandHandlers(commandHandlersOf((def.module.controllers ?? []).map((c) => app.get(c))));
+  app.connectMicroservice({ strategy: server });
   await def.configure?.(app, { config, nc, logger });
   await app.startAllMicroservices();
   await app.listen(config.httpPort, config.host);

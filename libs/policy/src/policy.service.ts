@@ -138,6 +138,13 @@ function describe(rule: MatchedRule): string {
  */
 export class PolicyService {
   private snapshot!: Snapshot;
+  /**
+   * Decisions memoised for the current snapshot: a decision is a pure function of the loaded
+   * policy and the request, and Casbin's evaluation was most of the gateway's CPU per request.
+   * Cleared whenever a reload swaps the snapshot.
+   */
+  private memo = new Map<string, Promise<Decision>>();
+  private static readonly MEMO_LIMIT = 10_000;
   private platform!: Enforcer;
   private readonly adapter: PolicyAdapter;
   private readonly watcher: PolicyWatcher | undefined;
@@ -197,6 +204,7 @@ export class PolicyService {
     if (load > this.appliedLoad) {
       this.appliedLoad = load;
       this.snapshot = next;
+      this.memo = new Map();
     }
   }
 
@@ -291,7 +299,15 @@ export class PolicyService {
     if (missing.length > 0) return deny('missing_attribute', `${op.id} is decided on ${missing.join(', ')}, which the request did not supply`);
     if (subjects.length === 0) return deny('no_grant', 'the key carries no role');
 
-    return this.decide(enforcer, op, subjects, principalDomain, domain, attrs, base, platform);
+    const key = JSON.stringify([platform, subjects, principalDomain, domain, op.id, Object.entries(attrs).sort(([a], [b]) => a.localeCompare(b))]);
+    const memo = this.memo;
+    const hit = memo.get(key);
+    if (hit) return hit;
+    if (memo.size >= PolicyService.MEMO_LIMIT) memo.clear();
+    const decision = this.decide(enforcer, op, subjects, principalDomain, domain, attrs, base, platform);
+    memo.set(key, decision);
+    decision.catch(() => memo.delete(key));
+    return decision;
   }
 
   private async decide(

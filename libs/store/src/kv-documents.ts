@@ -1,4 +1,4 @@
-import type { KV } from '@nats-io/kv';
+import { KvWatchInclude, type KV } from '@nats-io/kv';
 import { decodeJson, encodeJson } from '#libs/messaging';
 
 const PLAIN = /^[A-Za-z0-9_-]+$/;
@@ -58,6 +58,23 @@ export class KvDocuments<T> {
 
   async delete(tenantId: string, ...parts: string[]): Promise<void> {
     await this.kv.delete(this.key(tenantId, parts));
+  }
+
+  /** The KV key of a document (as watches report it). */
+  keyOf(tenantId: string, ...parts: string[]): string {
+    return this.key(tenantId, parts);
+  }
+
+  /**
+   * Calls `onChange` for every later write or delete under the key filter (default: all), so
+   * caches in several processes stay current. Returns a function that stops the watch.
+   */
+  async watchChanges(onChange: (key: string, value: T | null) => void, filter = '>'): Promise<() => void> {
+    const w = await this.kv.watch({ key: filter, include: KvWatchInclude.UpdatesOnly });
+    void (async () => {
+      for await (const e of w) onChange(e.key, e.operation === 'PUT' && e.length > 0 ? decodeJson<T>(e.value) : null);
+    })().catch(() => undefined);
+    return () => w.stop();
   }
 
   /** Every document of the tenant under the given key prefix. */

@@ -1,4 +1,4 @@
-import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { BUCKETS, conflict, digestOf, type AgentRecord, type AgentSpec } from '#libs/contracts';
 import { NATS, openBucket } from '#libs/messaging';
@@ -8,15 +8,25 @@ interface Latest { version: string }
 
 /** Agent definitions: immutable versions per tenant and a pointer to the latest. */
 @Injectable()
-export class AgentsService implements OnModuleInit {
+export class AgentsService implements OnModuleInit, OnModuleDestroy {
   private versions!: KvDocuments<AgentRecord>;
   private latest!: KvDocuments<Latest>;
+  /** Versions are immutable, so resolved records are cached for good. */
+  private readonly records = new Map<string, AgentRecord>();
+  /** Latest-version pointers by KV key, kept current by a watch. */
+  private readonly latestCache = new Map<string, string>();
+  private stopWatch?: () => void;
   constructor(@Inject(NATS) private readonly nc: NatsConnection) {}
 
   async onModuleInit(): Promise<void> {
     const kv = await openBucket(this.nc, BUCKETS.agents);
     this.versions = new KvDocuments(kv);
     this.latest = new KvDocuments(kv);
+    this.stopWatch = await this.latest.watchChanges((key, v) => v ? this.latestCache.set(key, v.version) : this.latestCache.delete(key), '*.latest.*');
+  }
+
+  onModuleDestroy(): void {
+    this.stopWatch?.();
   }
 
   async put(tenantId: string, spec: AgentSpec): Promise<{ agent: AgentRecord; created: boolean }> {
@@ -24,6 +34,7 @@ export class AgentsService implements OnModuleInit {
     const rec: AgentRecord = { ...spec, tenantId, digest, createdAt: new Date().toISOString() };
     if (await this.versions.create(tenantId, ['v', spec.name, spec.version], rec)) {
       await this.latest.put(tenantId, ['latest', spec.name], { version: spec.version });
+      this.latestCache.set(this.latest.keyOf(tenantId, 'latest', spec.name), spec.version);
       return { agent: rec, created: true };
     }
     const existing = await this.versions.get(tenantId, 'v', spec.name, spec.version);
@@ -35,8 +46,24 @@ export class AgentsService implements OnModuleInit {
   async resolve(tenantId: string, ref: string): Promise<AgentRecord | null> {
     const at = ref.indexOf('@');
     const name = at < 0 ? ref : ref.slice(0, at);
-    const version = at < 0 ? (await this.latest.get(tenantId, 'latest', name))?.version : ref.slice(at + 1);
-    return version === undefined ? null : this.versions.get(tenantId, 'v', name, version);
+    const version = at < 0 ? await this.latestVersion(tenantId, name) : ref.slice(at + 1);
+    if (version === undefined) return null;
+    const k = `${tenantId}/${name}@${version}`;
+    const hit = this.records.get(k);
+    if (hit) return hit;
+    const rec = await this.versions.get(tenantId, 'v', name, version);
+    if (rec) this.records.set(k, rec);
+    return rec;
+  }
+
+  private async latestVersion(tenantId: string, name: string): Promise<string | undefined> {
+    const key = this.latest.keyOf(tenantId, 'latest', name);
+    const cached = this.latestCache.get(key);
+    if (cached) return cached;
+    // only hits are cached: a cached miss could outlive a concurrent first definition
+    const v = (await this.latest.get(tenantId, 'latest', name))?.version;
+    if (v && !this.latestCache.has(key)) this.latestCache.set(key, v);
+    return v;
   }
 
   async versionsOf(tenantId: string, name: string): Promise<AgentRecord[]> {

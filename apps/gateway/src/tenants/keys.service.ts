@@ -1,7 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { ulid } from 'ulid';
 import { BUCKETS, conflict, isTenantId, notFound, type Role } from '#libs/contracts';
@@ -36,10 +36,13 @@ const KEY = /^amk_([a-z0-9][a-z0-9-]{1,62})_([0-9A-HJKMNP-TV-Z]{26})_([A-Za-z0-9
  * the record, the hash of the whole key proves it. Revocation applies to the next request.
  */
 @Injectable()
-export class TenantsService implements OnModuleInit {
+export class TenantsService implements OnModuleInit, OnModuleDestroy {
   private tenants!: KvDocuments<Tenant>;
   private keys!: KvDocuments<ApiKeyRecord>;
   private adminHash!: Buffer;
+  /** Key records by KV key; kept current by a watch so a revocation anywhere applies at once. */
+  private readonly keyCache = new Map<string, ApiKeyRecord>();
+  private stopWatch?: () => void;
 
   constructor(
     @Inject(NATS) private readonly nc: NatsConnection,
@@ -51,6 +54,11 @@ export class TenantsService implements OnModuleInit {
     this.tenants = new KvDocuments(await openBucket(this.nc, BUCKETS.tenants));
     this.keys = new KvDocuments(await openBucket(this.nc, BUCKETS.apiKeys));
     this.adminHash = sha256(this.adminKey());
+    this.stopWatch = await this.keys.watchChanges((key) => this.keyCache.delete(key));
+  }
+
+  onModuleDestroy(): void {
+    this.stopWatch?.();
   }
 
   /** The platform admin key: from AGENTMESH_ADMIN_KEY, else the data folder, else generated there (0600). */
@@ -70,7 +78,16 @@ export class TenantsService implements OnModuleInit {
     if (timingSafeEqual(h, this.adminHash)) return { platformAdmin: true };
     const m = KEY.exec(bearer);
     if (!m) return null;
-    const rec = await this.keys.get(m[1], m[2]);
+    const cacheKey = this.keys.keyOf(m[1], m[2]);
+    let rec = this.keyCache.get(cacheKey) ?? null;
+    if (!rec) {
+      // only hits are cached: a cached miss could outlive a concurrent issue of that key
+      rec = await this.keys.get(m[1], m[2]);
+      if (rec) {
+        if (this.keyCache.size > 50_000) this.keyCache.clear();
+        this.keyCache.set(cacheKey, rec);
+      }
+    }
     if (!rec || rec.revokedAt || !timingSafeEqual(Buffer.from(rec.hash, 'hex'), h)) return null;
     return { tenant: rec.tenantId, roles: rec.roles, subject: `key:${rec.id}` };
   }
@@ -101,5 +118,6 @@ export class TenantsService implements OnModuleInit {
     if (!cur) throw notFound(`api key ${id}`);
     if (cur.value.revokedAt) return;
     await this.keys.put(tenantId, [id], { ...cur.value, revokedAt: new Date().toISOString() });
+    this.keyCache.delete(this.keys.keyOf(tenantId, id));
   }
 }
