@@ -1,5 +1,10 @@
 import { KvWatchInclude, type KV } from '@nats-io/kv';
-import { decodeJson, encodeJson } from '#libs/messaging';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { headers as natsHeaders } from '@nats-io/transport-node';
+import { decodeJson, encodeJson, JetStreamPublishError, publisherFor, WRONG_LAST_SEQUENCE, type JetStreamPublisher } from '#libs/messaging';
+
+/** The parts of nats.js' KV Bucket used to publish writes directly. */
+interface BucketInternals { subjectForKey(k: string, edit?: boolean): string; js: { nc?: NatsConnection } }
 
 const PLAIN = /^[A-Za-z0-9_-]+$/;
 
@@ -13,7 +18,26 @@ export function keyToken(s: string): string {
  * tenant first, so no read or write can forget it. Returns plain objects.
  */
 export class KvDocuments<T> {
-  constructor(private readonly kv: KV) {}
+  /** Writes are published with the shared JetStream publisher (see libs/messaging js-publisher). */
+  private readonly publisher: JetStreamPublisher | null;
+  constructor(private readonly kv: KV) {
+    const nc = (kv as unknown as BucketInternals).js?.nc;
+    this.publisher = nc && typeof (kv as unknown as BucketInternals).subjectForKey === 'function' ? publisherFor(nc) : null;
+  }
+
+  /** Publishes a value for a key, optionally only if the key's last revision is `expected`. */
+  private async write(key: string, value: T, expected?: number): Promise<number> {
+    if (!this.publisher) {
+      return expected === undefined ? this.kv.put(key, encodeJson(value)) : this.kv.update(key, encodeJson(value), expected);
+    }
+    const subject = (this.kv as unknown as BucketInternals).subjectForKey(key, true);
+    let h;
+    if (expected !== undefined) {
+      h = natsHeaders();
+      h.set('Nats-Expected-Last-Subject-Sequence', String(expected));
+    }
+    return (await this.publisher.publish(subject, encodeJson(value), h)).seq;
+  }
 
   private key(tenantId: string, parts: string[]): string {
     return [keyToken(tenantId), ...parts.map(keyToken)].join('.');
@@ -31,27 +55,28 @@ export class KvDocuments<T> {
   }
 
   async put(tenantId: string, parts: string[], value: T): Promise<void> {
-    await this.kv.put(this.key(tenantId, parts), encodeJson(value));
+    await this.write(this.key(tenantId, parts), value);
   }
 
-  /** Writes only if the key holds nothing; false when it already exists. */
+  /** Writes only if the key holds nothing (or was deleted); false when it already exists. */
   async create(tenantId: string, parts: string[], value: T): Promise<boolean> {
-    try {
-      await this.kv.create(this.key(tenantId, parts), encodeJson(value));
-      return true;
-    } catch (e) {
-      if (/wrong last sequence|key exists/i.test((e as Error).message)) return false;
-      throw e;
-    }
+    const key = this.key(tenantId, parts);
+    if (await this.writeIf(key, value, 0)) return true;
+    const e = await this.kv.get(key); // a delete marker counts as nothing
+    return e !== null && e.operation !== 'PUT' ? this.writeIf(key, value, e.revision) : false;
   }
 
   /** Writes only if the revision is unchanged; false when another writer got there first. */
   async update(tenantId: string, parts: string[], value: T, revision: number): Promise<boolean> {
+    return this.writeIf(this.key(tenantId, parts), value, revision);
+  }
+
+  private async writeIf(key: string, value: T, revision: number): Promise<boolean> {
     try {
-      await this.kv.update(this.key(tenantId, parts), encodeJson(value), revision);
+      await this.write(key, value, revision);
       return true;
     } catch (e) {
-      if (/wrong last sequence/i.test((e as Error).message)) return false;
+      if ((e instanceof JetStreamPublishError && e.apiCode === WRONG_LAST_SEQUENCE) || /wrong last sequence|key exists/i.test((e as Error).message)) return false;
       throw e;
     }
   }
