@@ -14,8 +14,9 @@ const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'igno
 
 // 1. npm packages
 if (!existsSync(join(ROOT, 'node_modules/.package-lock.json'))) {
-  console.log('installing npm packages (npm ci)...');
-  run('npm', ['ci', '--no-audit', '--no-fund']);
+  // npm install from the lock (see .ci/run for why not npm ci)
+  console.log('installing npm packages...');
+  run('npm', ['install', '--no-audit', '--no-fund']);
 }
 
 // 2. nats-server
