@@ -114,7 +114,7 @@ describe('the run lifecycle over REST', () => {
     const problem = async (res: Response, status: number, code: string) => {
       expect(res.status).toBe(status);
       expect(res.headers.get('content-type')).toContain('application/problem+json');
-      const body = await res.json();
+      const body = (await res.json()) as { errors?: unknown };
       expect(body).toMatchObject({ status, code, title: expect.any(String), detail: expect.any(String), type: expect.stringContaining('https://') });
       return body;
     };

@@ -66,7 +66,7 @@ export class ToolExecutor implements OnModuleInit {
       'tool.result',
       outcome.ok
         ? { ...base, ok: true, result: outcome.result }
-        : { ...base, ok: false, error: { code: 'internal', message: outcome.error.message, reason: outcome.error.code, ...(outcome.error.details !== undefined ? { details: outcome.error.details } : {}) } },
+        : { ...base, ok: false, error: { code: outcome.error.code, message: outcome.error.message, ...(outcome.error.details !== undefined ? { details: outcome.error.details } : {}) } },
       `res:${cmd.callKey}`,
     );
   }

@@ -1,5 +1,11 @@
 import type { AgentSpec, JsonValue, PinnedTool } from './domain.js';
-import type { WireError } from './errors.js';
+
+/** Why a tool call failed: an open set of codes (`egress_denied`, `http_404`, `invalid_arguments`, `timeout`, ...). */
+export interface ToolError {
+  code: string;
+  message: string;
+  details?: JsonValue;
+}
 
 /** Durable commands on the AGENTMESH_CMD work-queue stream, by name. */
 export interface CommandMap {
@@ -30,7 +36,7 @@ export interface CommandMap {
     step: number;
     callKey: string;
     durationMs: number;
-  } & ({ ok: true; result: JsonValue; resultRef?: string } | { ok: false; error: WireError & { details?: JsonValue } });
+  } & ({ ok: true; result: JsonValue; resultRef?: string } | { ok: false; error: ToolError });
 }
 
 export type CommandName = keyof CommandMap;
