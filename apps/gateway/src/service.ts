@@ -4,9 +4,12 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { ServiceDefinition } from '#libs/messaging';
 import { AgentsController } from './agents/agents.controller.js';
 import { AgentsService } from './agents/agents.service.js';
+import { BudgetsController } from './budgets/budgets.controller.js';
+import { GrpcGateway } from './grpc/grpc.server.js';
 import { AuthGuard, Authorizer } from './http/auth.js';
 import { httpMetrics } from './http/metrics.js';
 import { bodyErrorHandler, ProblemFilter, requireJson } from './http/problem.js';
+import { traceContext } from './http/trace.js';
 import { RunsController } from './runs/runs.controller.js';
 import { RunsService } from './runs/runs.service.js';
 import { TenantsService } from './tenants/keys.service.js';
@@ -16,17 +19,20 @@ import { ToolsController } from './tools/tools.controller.js';
 export const gateway: ServiceDefinition = {
   service: 'gateway',
   module: {
-    controllers: [TenantsController, AgentsController, ToolsController, RunsController],
-    providers: [TenantsService, AgentsService, RunsService, Authorizer, { provide: APP_GUARD, useClass: AuthGuard }],
+    controllers: [TenantsController, AgentsController, ToolsController, RunsController, BudgetsController],
+    providers: [TenantsService, AgentsService, RunsService, Authorizer, { provide: APP_GUARD, useClass: AuthGuard }, GrpcGateway],
   },
-  configure(app, { config, logger }) {
+  async configure(app, { config, logger }) {
     const x = app as NestExpressApplication;
     x.disable('x-powered-by');
     x.set('trust proxy', false);
+    x.use(traceContext(logger));
     x.use(httpMetrics);
     x.use(requireJson);
     x.use(express.json({ limit: config.maxBodyBytes, type: ['application/json', 'application/*+json'] }));
     x.use(bodyErrorHandler(config.maxBodyBytes));
     x.useGlobalFilters(new ProblemFilter(logger));
+    // gRPC API on config.grpcPort: same services and Authorizer; closes with the app (OnModuleDestroy)
+    await app.get(GrpcGateway).listen();
   },
 };

@@ -1,4 +1,5 @@
 import { SERVICES, type ServiceName } from './services.js';
+import { parsePrices, type PriceTable } from './pricing.js';
 
 /** Thrown at start-up when the environment is invalid; lists every bad key at once. */
 export class ConfigError extends Error {
@@ -65,6 +66,10 @@ export interface AppConfig {
   /** Platform admin API key; generated on first start when absent (see gateway). */
   readonly adminKey: string | undefined;
   readonly mongodbUri: string | undefined;
+  /** MONGODB_SERVER_SELECTION_TIMEOUT (default 2s): how long a MongoDB call waits for a reachable server before failing `unavailable`. */
+  readonly mongodbServerSelectionTimeoutMs: number;
+  /** AGENTMESH_SESSION_HISTORY_TTL (default 24h): conversation history expires this long after its last message. */
+  readonly sessionHistoryTtlMs: number;
   /** JetStream ack wait of the work consumers: how soon a crashed worker's message is redelivered. */
   readonly ackWaitMs: number;
   /** Replicas of streams and KV buckets (1 embedded, 3 in production). */
@@ -73,6 +78,19 @@ export interface AppConfig {
   readonly globalMaxSteps: number;
   readonly snapshotEvery: number;
   readonly toolHttpAllowLoopback: boolean;
+  /** `AGENTMESH_PRICES` (JSON) over DEFAULT_PRICES: model token prices and per-call tool prices. */
+  readonly prices: PriceTable;
+  /**
+   * Loop detection (the engine's DecideOptions.loop; same defaults as DEFAULT_LOOP_DETECTION):
+   * `maxIdenticalCalls` (AGENTMESH_LOOP_MAX_IDENTICAL_CALLS, default 3): the same tool with the same
+   * arguments at most this many times in a row; `noProgressSteps` (AGENTMESH_LOOP_NO_PROGRESS_STEPS,
+   * default 8): this many steps in a row that only repeat earlier calls and outcomes end the run. 0 turns a check off.
+   */
+  readonly loopDetection: { readonly maxIdenticalCalls: number; readonly noProgressSteps: number };
+  /** AGENTMESH_BUDGET_HOLD_TTL (default 1h): a reservation not settled by then stops holding money (it is still charged when settled). */
+  readonly budgetHoldTtlMs: number;
+  /** AGENTMESH_BUDGET_STATE_CACHE (default 1s): how long the gateway trusts a tenant's budget state for admission. */
+  readonly budgetStateCacheMs: number;
 }
 
 /**
@@ -83,6 +101,8 @@ export function loadConfig(service: ServiceName, env: Env = process.env): AppCon
   const r = new Reader(env);
   const prefix = service.toUpperCase().replace(/-/g, '_');
   const defaults = SERVICES[service] as { httpPort: number; grpcPort?: number };
+  const priced = parsePrices(r.optional('AGENTMESH_PRICES'));
+  r.problems.push(...priced.problems);
   const cfg: AppConfig = {
     service,
     natsUrl: r.str('NATS_URL', 'nats://127.0.0.1:4222'),
@@ -93,12 +113,21 @@ export function loadConfig(service: ServiceName, env: Env = process.env): AppCon
     logLevel: r.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
     adminKey: r.optional('AGENTMESH_ADMIN_KEY'),
     mongodbUri: r.optional('MONGODB_URI'),
+    mongodbServerSelectionTimeoutMs: r.duration('MONGODB_SERVER_SELECTION_TIMEOUT', '2s'),
+    sessionHistoryTtlMs: r.duration('AGENTMESH_SESSION_HISTORY_TTL', '24h'),
     ackWaitMs: r.duration('AGENTMESH_ACK_WAIT', '30s'),
     streamReplicas: r.int('AGENTMESH_STREAM_REPLICAS', 1, 1, 5),
     maxBodyBytes: r.int('AGENTMESH_MAX_BODY_BYTES', 1_048_576, 1024),
     globalMaxSteps: r.int('AGENTMESH_GLOBAL_MAX_STEPS', 200, 1),
     snapshotEvery: r.int('AGENTMESH_SNAPSHOT_EVERY', 32, 2),
     toolHttpAllowLoopback: r.oneOf('AGENTMESH_TOOL_ALLOW_LOOPBACK', ['true', 'false'] as const, 'false') === 'true',
+    prices: priced.prices,
+    loopDetection: Object.freeze({
+      maxIdenticalCalls: r.int('AGENTMESH_LOOP_MAX_IDENTICAL_CALLS', 3, 0, 10_000),
+      noProgressSteps: r.int('AGENTMESH_LOOP_NO_PROGRESS_STEPS', 8, 0, 10_000),
+    }),
+    budgetHoldTtlMs: r.duration('AGENTMESH_BUDGET_HOLD_TTL', '1h'),
+    budgetStateCacheMs: r.duration('AGENTMESH_BUDGET_STATE_CACHE', '1s'),
   };
   if (cfg.ackWaitMs < 1000) r.problems.push('AGENTMESH_ACK_WAIT must be at least 1s');
   if (r.problems.length) throw new ConfigError(r.problems);

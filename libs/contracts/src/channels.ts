@@ -13,6 +13,8 @@ import type { RunKey } from './ids.js';
 export const STREAMS = {
   journal: { name: 'AGENTMESH_JOURNAL', subjects: ['run.>'] },
   commands: { name: 'AGENTMESH_CMD', subjects: ['cmd.>'] },
+  /** Metered calls for billing: `usage.<tenant>`, one message per settled call (msg id = call key). */
+  usage: { name: 'AGENTMESH_USAGE', subjects: ['usage.>'] },
 } as const;
 
 export const CONSUMERS = {
@@ -29,10 +31,31 @@ export const BUCKETS = {
   admissions: 'am_admissions',
   snapshots: 'am_snapshots',
   toolCalls: 'am_tool_calls',
+  /** `<tenant>.budget` (limits, spent, holds) and `<tenant>.breaker` (the circuit breaker flag). */
+  budgets: 'am_budgets',
+  /** `<tenant>.<callKey>`: what a settled priced call was charged (answers replayed settlements). */
+  budgetCalls: 'am_budget_calls',
+  /** `<tenant>.h.<YYYYMMDDHH>`: hourly usage rollups. */
+  usageRollups: 'am_usage_rollups',
+  /**
+   * `<tenant>.<sessionId>.<key>`: per-session tool memory (builtins memory_get / memory_put).
+   * The bucket's max_age is the session TTL: nats-server 2.9 has no per-key TTL, so every entry
+   * expires that long after its own last write (bucket-wide max_age, see provision.ts).
+   */
+  sessionMemory: 'am_session_memory',
+} as const;
+
+/** JetStream object stores (not KV buckets). */
+export const OBJECT_STORES = {
+  /** `<tenant>/<callKey>`: tool results over 64 KiB; the journal keeps a preview and this ref. */
+  results: 'am_results',
 } as const;
 
 export const journalSubject = (k: RunKey): string => `run.${k.tenantId}.${k.runId}`;
 export const journalTenantFilter = (tenantId: string): string => `run.${tenantId}.>`;
+export const usageSubject = (tenantId: string): string => `usage.${tenantId}`;
+/** KV key filter of every tenant's circuit breaker flag in BUCKETS.budgets. */
+export const BREAKER_KEYS = '*.breaker';
 
 const COMMAND_SUBJECTS: Record<CommandName, (k: RunKey) => string> = {
   'run.start': (k) => `cmd.v1.orch.${k.tenantId}.${k.runId}.start`,
@@ -48,6 +71,12 @@ const RPC_SERVICE: Record<RpcName, string> = {
   'tools.get': 'tool-runner',
   'tools.setDisabled': 'tool-runner',
   'tools.resolve': 'tool-runner',
+  'results.get': 'tool-runner',
+  'budget.reserve': 'cost-governor',
+  'budget.settle': 'cost-governor',
+  'budget.get': 'cost-governor',
+  'budget.put': 'cost-governor',
+  'usage.get': 'cost-governor',
 };
 export const rpcSubject = (name: RpcName): string => `svc.v1.${RPC_SERVICE[name]}.${name}`;
 export const rpcQueueGroup = (name: RpcName): string => RPC_SERVICE[name];

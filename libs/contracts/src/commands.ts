@@ -28,8 +28,14 @@ export interface CommandMap {
     callKey: string;
     tool: PinnedTool;
     args: JsonValue;
+    /** The run's session, when it has one: the memory builtins keep their entries under it. */
+    sessionId?: string;
   };
-  /** tool-runner → orchestrator: the outcome of one tool call. */
+  /**
+   * tool-runner → orchestrator: the outcome of one tool call. A result over 64 KiB is offloaded to
+   * the object store: `resultRef` names it (read it with the `results.get` RPC) and `result` is a
+   * small preview `{resultRef, bytes, preview}`.
+   */
   'tool.result': {
     tenantId: string;
     runId: string;

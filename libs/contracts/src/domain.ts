@@ -51,6 +51,29 @@ export interface ToolRecord extends ToolDefinition {
   createdAt: string;
   /** sha256 of the canonical definition: equal bodies under one version are accepted again. */
   digest: string;
+  /**
+   * mcp tools: sha256 of the MCP server's definition of the tool (canonical `{description,
+   * inputSchema}`) when this version was registered. A server that later serves another
+   * definition gets the tool disabled (reason `rug_pull`) until a new version is registered.
+   */
+  mcpDigest?: string;
+}
+
+/** Why a tool is disabled: an operator's kill switch, or its MCP server changed the tool's definition. */
+export type ToolDisabledReason = 'manual' | 'rug_pull';
+
+/** An offloaded tool result as `results.get` returns it. */
+export interface StoredResult {
+  ref: string;
+  /** Size of the result's JSON text in bytes. */
+  bytes: number;
+  /** sha256 (hex) of the JSON text. */
+  sha256: string;
+  createdAt: string;
+  /** The whole result (requests without `offset`). */
+  result?: JsonValue;
+  /** A slice of the JSON text (requests with `offset`): base64 of bytes [offset, offset + length). */
+  chunk?: { offset: number; length: number; base64: string; last: boolean };
 }
 
 /** A tool as pinned into a run at start: the run keeps these versions to the end. */

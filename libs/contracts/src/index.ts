@@ -4,6 +4,7 @@ export * from './errors.js';
 export * from './events.js';
 export * from './commands.js';
 export * from './rpc.js';
+export * from './budget.js';
 export * from './channels.js';
 export * from './proto-path.js';
 export * from './schemas.js';

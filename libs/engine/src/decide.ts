@@ -3,7 +3,7 @@ import {
   type NewJournalEvent, type PinnedTool, type RunError,
 } from '#libs/contracts';
 import { plannerFor } from './planner.js';
-import { isTerminal, type RunState } from './state.js';
+import { isTerminal, shortDigest, type RunState } from './state.js';
 
 /** Work the orchestrator must do outside the engine; its outcome comes back as an event. */
 export type Effect =
@@ -27,7 +27,26 @@ export interface DecideOptions {
    * the append and the publish. Safe because dispatches are idempotent on the call key.
    */
   redispatch: boolean;
+  /** Loop detection thresholds; DEFAULT_LOOP_DETECTION when absent. */
+  loop?: LoopDetection;
 }
+
+/**
+ * When a run is going round in circles. A run fails `loop_detected` when its planner asks for a
+ * tool call and either
+ * - `maxIdenticalCalls`: the same tool with the same (canonical) arguments was already called that
+ *   many times in a row just before, or
+ * - `noProgressSteps`: that many steps in a row each repeated an earlier call and got an outcome
+ *   already seen for it (no new information; catches A, B, A, B cycles).
+ * 0 turns a check off.
+ */
+export interface LoopDetection {
+  maxIdenticalCalls: number;
+  noProgressSteps: number;
+}
+
+/** The defaults (also the defaults of AGENTMESH_LOOP_MAX_IDENTICAL_CALLS / AGENTMESH_LOOP_NO_PROGRESS_STEPS). */
+export const DEFAULT_LOOP_DETECTION: Readonly<LoopDetection> = Object.freeze({ maxIdenticalCalls: 3, noProgressSteps: 8 });
 
 const NOTHING: Decision = { events: [], effects: [] };
 
@@ -87,6 +106,8 @@ export function decide(s: RunState, opts: DecideOptions): Decision {
       if (!pinned) {
         return { events: [failEvent(s, opts.now, { code: 'invalid_input', message: `tool "${action.tool}" is not one of the agent's tools` })], effects: [] };
       }
+      const loop = loopIn(s, action.tool, action.args, opts.loop ?? DEFAULT_LOOP_DETECTION);
+      if (loop) return { events: [failEvent(s, opts.now, { code: 'loop_detected', message: loop })], effects: [] };
       const step = s.step + 1;
       const key = callKey(s.runId, step);
       return {
@@ -98,6 +119,42 @@ export function decide(s: RunState, opts: DecideOptions): Decision {
       };
     }
   }
+}
+
+/** Why the next call would be a loop, or null. */
+function loopIn(s: RunState, tool: string, args: CommandMap['tool.execute']['args'], l: LoopDetection): string | null {
+  const prev = s.history[s.history.length - 1];
+  if (l.maxIdenticalCalls > 0 && s.history.length >= l.maxIdenticalCalls && prev.tool === tool) {
+    const digest = shortDigest(args);
+    let same = 0;
+    for (let i = s.history.length - 1; i >= 0 && same < l.maxIdenticalCalls; i--) {
+      const h = s.history[i];
+      if (h.tool !== tool || h.argsDigest !== digest) break;
+      same++;
+    }
+    if (same >= l.maxIdenticalCalls) {
+      return `the run asked for ${tool} with the same arguments ${same + 1} times in a row (at most ${l.maxIdenticalCalls} allowed)`;
+    }
+  }
+  if (l.noProgressSteps > 0 && (s.staleSteps ?? 0) >= l.noProgressSteps) {
+    return `no progress in the last ${s.staleSteps} steps: each repeated an earlier call and got the same outcome`;
+  }
+  return null;
+}
+
+/** The event recording a reservation granted for the call about to be made (step `step`). */
+export function budgetReservedEvent(s: RunState, now: string, step: number, key: string, usd: number): AnyNewJournalEvent {
+  return event(s, now, 'budget.reserved', step, { callKey: key, usd });
+}
+
+/** The event recording what a call was charged. */
+export function budgetSettledEvent(s: RunState, now: string, step: number, key: string, usd: number): AnyNewJournalEvent {
+  return event(s, now, 'budget.settled', step, { callKey: key, usd });
+}
+
+/** The terminal event of a run stopped by its budget (a refused reservation or the tenant circuit breaker). */
+export function budgetExceededEvent(s: RunState, now: string, message: string): AnyNewJournalEvent {
+  return failEvent(s, now, { code: 'budget_exceeded', message });
 }
 
 /** The event recording the outcome of `resolve_tools`. */

@@ -1,5 +1,5 @@
 import type { AnyJournalEvent } from '#libs/contracts';
-import { decide } from './decide.js';
+import { decide, type LoopDetection } from './decide.js';
 import { initialState, reduce, type RunState } from './state.js';
 
 export interface ReplayReport {
@@ -20,7 +20,8 @@ function isOutsideResult(e: AnyJournalEvent, s: RunState): boolean {
     case 'run.cancelled':
       return !s.cancelRequested; // an immediate cancel comes from a command
     case 'run.failed':
-      return s.status === 'queued'; // failing to resolve tools at start is an I/O outcome
+      // failing to resolve tools at start is an I/O outcome; so is a refused budget reservation
+      return s.status === 'queued' || e.data.error.code === 'budget_exceeded';
     default:
       return false;
   }
@@ -32,14 +33,14 @@ const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.str
  * Re-runs the engine's decisions against a recorded journal: every event the engine wrote must be
  * the one it decides now. The regression check before shipping a new orchestrator.
  */
-export function replayJournal(events: readonly AnyJournalEvent[], opts: { globalMaxSteps: number }): ReplayReport {
+export function replayJournal(events: readonly AnyJournalEvent[], opts: { globalMaxSteps: number; loop?: LoopDetection }): ReplayReport {
   if (events.length === 0) throw new Error('empty journal');
   let s = initialState(events[0].tenantId, events[0].runId);
   let decisions = 0;
   for (const e of events) {
     if (!isOutsideResult(e, s)) {
       decisions++;
-      const d = decide(s, { now: e.at, globalMaxSteps: opts.globalMaxSteps, redispatch: false });
+      const d = decide(s, { now: e.at, globalMaxSteps: opts.globalMaxSteps, redispatch: false, loop: opts.loop });
       const first = d.events[0];
       if (!first || first.type !== e.type || first.step !== e.step || !same(first.data, e.data)) {
         return {

@@ -1,5 +1,6 @@
-import type {
-  RunSummary, AgentSpec, AnyJournalEvent, Cost, JsonValue, PinnedTool, RunError, RunStatus,
+import {
+  callKey as callKeyOf, digestOf,
+  type RunSummary, type AgentSpec, type AnyJournalEvent, type Cost, type JsonValue, type PinnedTool, type RunError, type RunStatus,
 } from '#libs/contracts';
 
 /** A step that has started and not yet finished. */
@@ -11,6 +12,10 @@ export interface InFlightStep {
   callKey: string;
   /** `started`: decided, not yet dispatched; `called`: dispatched to the tool-runner. */
   phase: 'started' | 'called';
+  /** Short digest of the canonical arguments (loop detection). */
+  argsDigest?: string;
+  /** The worst-case cost held for this call (`budget.reserved`); absent for free calls. */
+  reservedUsd?: number;
 }
 
 export interface StepRecord {
@@ -20,6 +25,9 @@ export interface StepRecord {
   ok: boolean;
   /** The tool's error message when `ok` is false. */
   error?: string;
+  /** Short digests of the canonical arguments and of the outcome (loop detection). */
+  argsDigest?: string;
+  outcomeDigest?: string;
 }
 
 /** The state of one run: a fold over its journal. Plain data, safe to snapshot as JSON. */
@@ -42,6 +50,13 @@ export interface RunState {
   output: JsonValue | null;
   error: RunError | null;
   cost: Cost;
+  /**
+   * Steps in a row that only repeated an earlier call (same tool and arguments) with an outcome
+   * already seen for it: no new information (loop detection). Optional: absent in older snapshots.
+   */
+  staleSteps?: number;
+  /** A reserved call that finished and is not yet settled (`budget.settled` pending). */
+  unsettled?: { callKey: string; usd: number } | null;
   createdAt: string | null;
   updatedAt: string | null;
   /** Journal sequence of the last event folded in (0: none). */
@@ -53,7 +68,7 @@ export function initialState(tenantId: string, runId: string): RunState {
   return {
     runId, tenantId, status: 'queued', agent: null, input: null, tools: {}, step: 0, results: {},
     history: [], inFlight: null, cancelRequested: false, output: null, error: null,
-    cost: { usd: 0, inputTokens: 0, outputTokens: 0 }, createdAt: null, updatedAt: null,
+    cost: { usd: 0, inputTokens: 0, outputTokens: 0 }, staleSteps: 0, unsettled: null, createdAt: null, updatedAt: null,
     lastSeq: 0, eventCount: 0,
   };
 }
@@ -90,7 +105,7 @@ export function reduce(s: RunState, e: AnyJournalEvent): RunState {
       return {
         ...next,
         step: e.step,
-        inFlight: { step: e.step, stepId: e.data.stepId, tool: e.data.tool, args: e.data.args, callKey: '', phase: 'started' },
+        inFlight: { step: e.step, stepId: e.data.stepId, tool: e.data.tool, args: e.data.args, callKey: '', phase: 'started', argsDigest: shortDigest(e.data.args) },
       };
     case 'tool.called':
       if (!next.inFlight || next.inFlight.step !== e.step) {
@@ -105,20 +120,36 @@ export function reduce(s: RunState, e: AnyJournalEvent): RunState {
       }
       const ok = e.type === 'tool.completed';
       const results = ok && f.stepId !== undefined ? { ...next.results, [f.stepId]: e.data.result } : next.results;
+      const argsDigest = f.argsDigest ?? shortDigest(f.args);
+      const outcomeDigest = shortDigest(ok ? { result: e.data.result } : { error: e.data.error.message });
+      const repeated = next.history.some((h) => h.argsDigest === argsDigest && h.outcomeDigest === outcomeDigest && h.tool === f.tool);
       return {
         ...next,
         inFlight: null,
         results,
         history: [
           ...next.history,
-          ok ? { step: f.step, stepId: f.stepId, tool: f.tool, ok } : { step: f.step, stepId: f.stepId, tool: f.tool, ok, error: e.data.error.message },
+          ok
+            ? { step: f.step, stepId: f.stepId, tool: f.tool, ok, argsDigest, outcomeDigest }
+            : { step: f.step, stepId: f.stepId, tool: f.tool, ok, error: e.data.error.message, argsDigest, outcomeDigest },
         ],
+        staleSteps: repeated ? (next.staleSteps ?? 0) + 1 : 0,
+        unsettled: f.reservedUsd !== undefined ? { callKey: f.callKey, usd: f.reservedUsd } : (next.unsettled ?? null),
       };
     }
     case 'run.cancel_requested':
       return { ...next, cancelRequested: true };
+    case 'budget.reserved': {
+      const f = next.inFlight;
+      if (!f || e.data.callKey !== callKeyOf(next.runId, f.step)) return next;
+      return { ...next, inFlight: { ...f, reservedUsd: e.data.usd } };
+    }
     case 'budget.settled':
-      return { ...next, cost: { ...next.cost, usd: round6(next.cost.usd + e.data.usd) } };
+      return {
+        ...next,
+        cost: { ...next.cost, usd: round6(next.cost.usd + e.data.usd) },
+        unsettled: next.unsettled?.callKey === e.data.callKey ? null : (next.unsettled ?? null),
+      };
     case 'llm.completed':
       return {
         ...next,
@@ -142,7 +173,6 @@ export function reduce(s: RunState, e: AnyJournalEvent): RunState {
       return { ...next, status: 'cancelled', inFlight: null };
     case 'llm.called':
     case 'llm.delta':
-    case 'budget.reserved':
       return next;
   }
 }
@@ -153,6 +183,9 @@ export const isTerminal = (s: RunState): boolean =>
   s.status === 'completed' || s.status === 'failed' || s.status === 'cancelled';
 
 const round6 = (n: number): number => Math.round(n * 1e6) / 1e6;
+
+/** 64 bits of the sha256 of the canonical JSON: enough to tell one run's calls and outcomes apart. */
+export const shortDigest = (v: JsonValue): string => digestOf(v).slice(0, 16);
 
 /** The run-index row of a state, or null before the run exists. */
 export function summaryOf(s: RunState): RunSummary | null {

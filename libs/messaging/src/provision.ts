@@ -1,12 +1,20 @@
 import { AckPolicy, DeliverPolicy, DiscardPolicy, jetstreamManager, RetentionPolicy, StorageType, type JetStreamManager, type StreamConfig } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
+import { Objm } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { BUCKETS, CONSUMERS, STREAMS } from '#libs/contracts';
+import { BUCKETS, CONSUMERS, OBJECT_STORES, STREAMS } from '#libs/contracts';
 
 export interface ProvisionOptions {
   replicas: number;
   ackWaitMs: number;
+  /**
+   * Session TTL: max_age of the session memory bucket (default 24 h). nats-server 2.9 has no
+   * per-key TTL, so expiry is bucket-wide: each entry expires this long after its last write.
+   */
+  sessionTtlMs?: number;
 }
+
+export const DEFAULT_SESSION_TTL_MS = 24 * 3_600_000;
 
 const NS = 1_000_000;
 
@@ -65,7 +73,15 @@ export async function provision(nc: NatsConnection, opts: ProvisionOptions): Pro
     }
   }
   const kvm = new Kvm(nc);
+  // session memory first, with its TTL, so the loop below finds it (Kvm.create opens an existing bucket)
+  const sessionTtlMs = opts.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS;
+  await kvm.create(BUCKETS.sessionMemory, { replicas: opts.replicas, history: 1, ttl: sessionTtlMs });
+  const sessionStream = `KV_${BUCKETS.sessionMemory}`;
+  const sessionInfo = await jsm.streams.info(sessionStream);
+  if (sessionInfo.config.max_age !== sessionTtlMs * NS) await jsm.streams.update(sessionStream, { ...sessionInfo.config, max_age: sessionTtlMs * NS });
   for (const b of Object.values(BUCKETS)) await kvm.create(b, { replicas: opts.replicas, history: 1 });
+  // large payloads (tool results over 64 KiB)
+  for (const o of Object.values(OBJECT_STORES)) await new Objm(nc).create(o, { replicas: opts.replicas });
 }
 
 /** Opens a provisioned bucket. */

@@ -1,10 +1,15 @@
 import {
-  CanActivate, ExecutionContext, Injectable, SetMetadata, createParamDecorator, type OnModuleDestroy, type OnModuleInit,
+  CanActivate, ExecutionContext, Inject, Injectable, SetMetadata, createParamDecorator, type OnModuleDestroy, type OnModuleInit,
 } from '@nestjs/common';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { Reflector } from '@nestjs/core';
 import type { Request } from 'express';
 import { AgentmeshError, isTenantId } from '#libs/contracts';
-import { PolicyService, type OperationId, type Principal } from '#libs/policy';
+import type { AppConfig } from '#libs/config';
+import { CONFIG, LOGGER, NATS } from '#libs/messaging';
+import { PolicyService, type Decision, type OperationId, type Principal } from '#libs/policy';
+import type { Logger } from '#libs/telemetry';
+import { BudgetStates, type BudgetAdmission } from '../budgets/budget-states.js';
 import { TenantsService } from '../tenants/keys.service.js';
 
 const OPERATION = 'agentmesh:operation';
@@ -22,7 +27,15 @@ export const CurrentPrincipal = createParamDecorator((_: unknown, ctx: Execution
 @Injectable()
 export class Authorizer implements OnModuleInit, OnModuleDestroy {
   private policy!: PolicyService;
-  constructor(private readonly tenants: TenantsService) {}
+  private readonly budgets: BudgetStates;
+  constructor(
+    private readonly tenants: TenantsService,
+    @Inject(NATS) nc: NatsConnection,
+    @Inject(CONFIG) config: AppConfig,
+    @Inject(LOGGER) logger: Logger,
+  ) {
+    this.budgets = BudgetStates.for(nc, config.budgetStateCacheMs, logger);
+  }
 
   async onModuleInit() { this.policy = await PolicyService.create(); }
   onModuleDestroy() { this.policy.close(); }
@@ -39,11 +52,23 @@ export class Authorizer implements OnModuleInit, OnModuleDestroy {
   /** Allows the operation or throws 403 (404 for a malformed tenant id). */
   async authorize(principal: Principal, tenant: string | undefined, op: OperationId, body: unknown): Promise<void> {
     if (tenant !== undefined && !isTenantId(tenant)) throw new AgentmeshError('not_found', 'no such tenant');
-    let decision = await this.policy.can({ principal, tenant, operation: op, attrs: attributesFor(op, body) });
+    // runs.start is decided on the tenant's budget state, asked of the cost-governor (cached briefly)
+    const own = tenant !== undefined && 'tenant' in principal && principal.tenant === tenant;
+    const budget = op === 'runs.start' && own ? await this.budgets.admission(tenant) : undefined;
+    let decision = await this.policy.can({ principal, tenant, operation: op, attrs: attributesFor(op, body, budget) });
     if (!decision.allowed && decision.reason === 'missing_attribute' && op === 'tools.put') {
       // the body lacks a valid riskTier: check the role grant at the lowest tier, then let the
       // handler reject the body with 400 (a caller without the role still gets 403)
       decision = await this.policy.can({ principal, tenant, operation: op, attrs: { riskTier: 'read' } });
+    }
+    if (!decision.allowed && budget && deniedForBudget(decision)) {
+      // the budget alone refused? then it is the tenant circuit breaker: 429 RESOURCE_EXHAUSTED
+      // with a clear reason; a caller whose role does not allow it at all still gets 403
+      const withoutBudget = await this.policy.can({ principal, tenant, operation: op, attrs: attributesFor(op, body, { ...budget, state: 'ok' }) });
+      if (!withoutBudget.allowed) throw new AgentmeshError('permission_denied', `not allowed: ${withoutBudget.explanation}`, { reason: withoutBudget.reason });
+      throw new AgentmeshError('resource_exhausted', `the tenant's budget for this period is exhausted: new runs are refused until the budget is raised (PUT /v1/tenants/${tenant}/budget) or the period ends`, {
+        reason: 'budget_exceeded', retryAfterSeconds: budget.retryAfterSeconds,
+      });
     }
     if (!decision.allowed) {
       throw new AgentmeshError('permission_denied', `not allowed: ${decision.explanation}`, { reason: decision.reason });
@@ -51,12 +76,17 @@ export class Authorizer implements OnModuleInit, OnModuleDestroy {
   }
 }
 
+/** A deny rule on the budget state refused the request. */
+function deniedForBudget(d: Decision): boolean {
+  return d.reason === 'denied_by_rule' && (d.rule?.when ?? '').includes('budgetState');
+}
+
 /** The attributes Casbin decides an operation on, from the request. */
-function attributesFor(op: OperationId, body: unknown): Record<string, string> {
+function attributesFor(op: OperationId, body: unknown, budget?: BudgetAdmission): Record<string, string> {
   const b = (body ?? {}) as Record<string, unknown>;
   switch (op) {
     case 'runs.start':
-      return { budgetState: 'ok' };
+      return { budgetState: budget?.state ?? 'ok' };
     case 'tools.put':
       return typeof b.riskTier === 'string' && ['read', 'write', 'irreversible'].includes(b.riskTier) ? { riskTier: b.riskTier } : {};
     default:

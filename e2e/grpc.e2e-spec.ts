@@ -1,0 +1,416 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { readFileSync } from 'node:fs';
+import { createServer, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { status as Status } from '@grpc/grpc-js';
+import { AgentmeshClient, AgentmeshGrpcError, type AgentDefinitionInput, type RunEvent, type ToolDefinitionInput } from '#libs/sdk';
+import { eventually, startTestMesh, type Mesh } from './support/harness.js';
+
+const ECHO: ToolDefinitionInput = { version: '1', description: 'returns its arguments', riskTier: 'read', inputSchema: { type: 'object' }, transport: { kind: 'builtin', name: 'echo' } };
+const TRANSFORM: ToolDefinitionInput = {
+  version: '1', description: 'transforms text', riskTier: 'read',
+  inputSchema: { type: 'object', required: ['text', 'op'] }, transport: { kind: 'builtin', name: 'transform' },
+};
+const HELLO: AgentDefinitionInput = {
+  version: '1', planner: 'graph', tools: ['echo', 'transform'],
+  steps: [
+    { id: 'greet', tool: 'echo', args: { text: 'Hello, {{input.name}}!' } },
+    { id: 'shout', tool: 'transform', args: { text: '{{steps.greet.result.text}}', op: 'upper' } },
+  ],
+};
+const HELLO_EVENTS = [
+  'run.created', 'run.started', 'step.started', 'tool.called', 'tool.completed',
+  'step.started', 'tool.called', 'tool.completed', 'run.completed',
+];
+
+/**
+ * An HTTP tool endpoint that holds every call until released: a run calling it stays in flight
+ * for as long as a test wants (to watch it live, cancel it, or break a stream in the middle).
+ */
+class Gate {
+  private readonly held: ServerResponse[] = [];
+  calls = 0;
+  private constructor(private readonly server: Server) {}
+  static async open(): Promise<Gate> {
+    const server = createServer();
+    const gate = new Gate(server);
+    server.on('request', (req, res) => {
+      req.resume();
+      req.on('end', () => { gate.calls++; gate.held.push(res); });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    return gate;
+  }
+  get port(): number { return (this.server.address() as AddressInfo).port; }
+  release(): void {
+    for (const res of this.held.splice(0)) res.writeHead(200, { 'content-type': 'application/json' }).end('{"released":true}');
+  }
+  async close(): Promise<void> {
+    this.release();
+    this.server.closeAllConnections();
+    await new Promise((r) => this.server.close(r));
+  }
+}
+
+async function collect(events: AsyncIterable<RunEvent>, stopAfter?: (e: RunEvent) => boolean): Promise<RunEvent[]> {
+  const out: RunEvent[] = [];
+  for await (const e of events) {
+    out.push(e);
+    if (stopAfter?.(e)) break;
+  }
+  return out;
+}
+
+/** Runs `fn` and returns the AgentmeshGrpcError it fails with. */
+async function failure(fn: () => Promise<unknown>): Promise<AgentmeshGrpcError> {
+  try {
+    await fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(AgentmeshGrpcError);
+    return e as AgentmeshGrpcError;
+  }
+  throw new Error('expected the call to fail');
+}
+
+describe('the gRPC API', () => {
+  let mesh: Mesh & { cleanup(): Promise<void> };
+  let address: string;
+  let admin: AgentmeshClient;
+  let owner: AgentmeshClient;
+  let ownerKey: string;
+  let t: string;
+  let gate: Gate;
+  const clients: AgentmeshClient[] = [];
+  const client = (apiKey?: string) => {
+    const c = new AgentmeshClient({ address, ...(apiKey !== undefined ? { apiKey } : {}) });
+    clients.push(c);
+    return c;
+  };
+  /** The gateway's gauge of open WatchRun streams (each one holds a journal consumer). */
+  const openWatchStreams = async (): Promise<number> => {
+    const text = await (await fetch(`${mesh.gatewayUrl}/metrics`)).text();
+    const line = text.split('\n').find((l) => l.startsWith('agentmesh_grpc_streams_active{') && l.includes('WatchRun'));
+    return line ? Number(line.split(' ').pop()) : 0;
+  };
+
+  beforeAll(async () => {
+    mesh = await startTestMesh();
+    address = `127.0.0.1:${mesh.grpcPort}`;
+    admin = client(mesh.adminKey);
+    gate = await Gate.open();
+  });
+  afterAll(async () => {
+    for (const c of clients) c.close();
+    await gate?.close();
+    await mesh?.cleanup();
+  });
+
+  it('runs the whole lifecycle: tenant, key, tools, agent, run, watch to completion', async () => {
+    t = `grpc-${process.pid}`;
+    const tenant = await admin.createTenant({ id: t, name: 'gRPC Inc.' });
+    expect(tenant).toMatchObject({ id: t, name: 'gRPC Inc.' });
+    expect(Date.parse(tenant.createdAt)).toBeGreaterThan(0);
+
+    const issued = await admin.issueApiKey({ tenant: t, roles: ['owner'], name: 'ci' });
+    expect(issued.key).toMatch(/^amk_/);
+    expect(issued.apiKey).toMatchObject({ tenantId: t, name: 'ci', roles: ['owner'], revokedAt: null });
+    expect(JSON.stringify(issued.apiKey)).not.toContain(issued.key);
+    ownerKey = issued.key;
+    owner = client(ownerKey);
+
+    expect((await owner.putTool({ tenant: t, name: 'echo', ...ECHO })).created).toBe(true);
+    const tr = await owner.putTool({ tenant: t, name: 'transform', ...TRANSFORM });
+    expect(tr).toMatchObject({ created: true, tool: { name: 'transform', version: '1', riskTier: 'read', transport: { kind: 'builtin', name: 'transform' }, inputSchema: TRANSFORM.inputSchema } });
+    expect(tr.tool.digest).toMatch(/^[0-9a-f]{64}$/);
+    expect((await owner.putTool({ tenant: t, name: 'echo', ...ECHO })).created).toBe(false); // same body again
+    expect((await owner.listTools({ tenant: t })).map((x) => [x.name, x.disabled, x.latest?.version])).toEqual([['echo', false, '1'], ['transform', false, '1']]);
+    expect(await owner.disableTool({ tenant: t, name: 'transform' })).toEqual({ name: 'transform', disabled: true });
+    expect((await owner.getTool({ tenant: t, name: 'transform' })).disabled).toBe(true);
+    expect(await owner.enableTool({ tenant: t, name: 'transform' })).toEqual({ name: 'transform', disabled: false });
+    expect((await owner.getTool({ tenant: t, name: 'echo' })).versions.map((v) => v.version)).toEqual(['1']);
+
+    const put = await owner.putAgent({ tenant: t, name: 'hello', ...HELLO });
+    expect(put).toMatchObject({ created: true, agent: { name: 'hello', version: '1', planner: 'graph', tools: ['echo', 'transform'], steps: HELLO.steps } });
+    expect(await owner.getAgent({ tenant: t, name: 'hello' })).toEqual(put.agent);
+    expect(await owner.getAgent({ tenant: t, name: 'hello', version: '1' })).toEqual(put.agent);
+    expect((await owner.listAgents({ tenant: t })).map((a) => a.name)).toEqual(['hello']);
+
+    const started = await owner.startRun({ tenant: t, agent: 'hello', input: { name: 'Ada' }, metadata: { origin: 'e2e' } });
+    expect(started.created).toBe(true);
+    expect(started.run).toMatchObject({ agent: 'hello@1', status: 'queued', steps: 0, output: null, error: null });
+    expect(started.run.id).toMatch(/^run_[0-9A-Z]{26}$/);
+
+    const events = await collect(owner.watchRun({ tenant: t, runId: started.run.id }));
+    expect(events.map((e) => e.type)).toEqual(HELLO_EVENTS);
+    for (const e of events) expect(e).toMatchObject({ runId: started.run.id, tenantId: t });
+    for (let i = 1; i < events.length; i++) expect(events[i].seq).toBeGreaterThan(events[i - 1].seq);
+    expect(events[0].data).toMatchObject({ input: { name: 'Ada' }, metadata: { origin: 'e2e' } });
+    expect(events.at(-1)?.data).toMatchObject({ output: { text: 'HELLO, ADA!' } });
+
+    const run = await owner.getRun({ tenant: t, runId: started.run.id });
+    expect(run).toMatchObject({ status: 'completed', steps: 2, output: { text: 'HELLO, ADA!' }, error: null, cost: { usd: 0, inputTokens: 0, outputTokens: 0 } });
+    const list = await owner.listRuns({ tenant: t, agent: 'hello' });
+    expect(list.runs.map((r) => r.id)).toEqual([started.run.id]);
+    expect(list.nextCursor).toBeNull();
+  });
+
+  it('lists runs newest first, a page at a time', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await owner.startRun({ tenant: t, agent: 'hello', input: { name: `n${i}` } })).run.id);
+    for (const id of ids) await collect(owner.watchRun({ tenant: t, runId: id }));
+    const p1 = await owner.listRuns({ tenant: t, status: 'completed', limit: 2 });
+    expect(p1.runs.map((r) => r.id)).toEqual([ids[2], ids[1]]);
+    expect(p1.nextCursor).not.toBeNull();
+    const p2 = await owner.listRuns({ tenant: t, status: 'completed', limit: 2, cursor: p1.nextCursor! });
+    expect(p2.runs[0].id).toBe(ids[0]);
+    expect((await owner.listRuns({ tenant: t, status: 'failed' })).runs).toEqual([]);
+  });
+
+  it('resumes WatchRun from the middle of a finished run without loss or duplicates', async () => {
+    const { run } = await owner.startRun({ tenant: t, agent: 'hello', input: { name: 'Resume' } });
+    const all = await collect(owner.watchRun({ tenant: t, runId: run.id }));
+    expect(all.map((e) => e.type)).toEqual(HELLO_EVENTS);
+    const resumed = await collect(owner.watchRun({ tenant: t, runId: run.id, afterSeq: all[3].seq }));
+    expect(resumed).toEqual(all.slice(4));
+    expect(await collect(owner.watchRun({ tenant: t, runId: run.id, afterSeq: all[7].seq }))).toEqual([all[8]]);
+    // nothing after the terminal event: the stream ends at once, with OK
+    expect(await collect(owner.watchRun({ tenant: t, runId: run.id, afterSeq: all[8].seq }))).toEqual([]);
+  });
+
+  describe('with a run held in flight by an HTTP tool', () => {
+    beforeAll(async () => {
+      const g: ToolDefinitionInput = { version: '1', description: 'waits for the test', riskTier: 'read', inputSchema: { type: 'object' }, transport: { kind: 'http', url: `http://127.0.0.1:${gate.port}/gate` }, egress: [`127.0.0.1:${gate.port}`], timeoutMs: 60_000 };
+      await owner.putTool({ tenant: t, name: 'gate', ...g });
+      await owner.putAgent({ tenant: t, name: 'gated', version: '1', planner: 'graph', tools: ['gate', 'echo'], steps: [{ id: 'wait', tool: 'gate', args: {} }, { id: 'after', tool: 'echo', args: { done: true } }] });
+    });
+
+    it('resumes a live stream the client broke, and stops the journal consumer of the broken one', async () => {
+      const { run } = await owner.startRun({ tenant: t, agent: 'gated', input: {} });
+      const callsBefore = gate.calls;
+      // the client goes away in the middle of the run (break cancels the call)
+      const first = await collect(owner.watchRun({ tenant: t, runId: run.id }), (e) => e.type === 'tool.called');
+      expect(first.map((e) => e.type)).toEqual(['run.created', 'run.started', 'step.started', 'tool.called']);
+      await eventually(async () => (await openWatchStreams()) === 0, 'the gateway to close the cancelled WatchRun stream');
+      await eventually(async () => gate.calls > callsBefore, 'the tool call to reach the gate');
+      const rest = owner.watchRun({ tenant: t, runId: run.id, afterSeq: first.at(-1)!.seq });
+      const restP = collect(rest);
+      await eventually(async () => (await openWatchStreams()) === 1, 'the resumed stream to be open');
+      gate.release();
+      const second = await restP;
+      const whole = [...first, ...second];
+      expect(whole.map((e) => e.type)).toEqual(['run.created', 'run.started', 'step.started', 'tool.called', 'tool.completed', 'step.started', 'tool.called', 'tool.completed', 'run.completed']);
+      expect(new Set(whole.map((e) => e.seq)).size).toBe(whole.length);
+      expect(whole).toEqual(await collect(owner.watchRun({ tenant: t, runId: run.id })));
+      await eventually(async () => (await openWatchStreams()) === 0, 'the finished stream to close');
+    });
+
+    it('honours deadlines on WatchRun: the stream ends with DEADLINE_EXCEEDED and its consumer stops', async () => {
+      const callsBefore = gate.calls;
+      const { run } = await owner.startRun({ tenant: t, agent: 'gated', input: {} });
+      const e = await failure(() => collect(owner.watchRun({ tenant: t, runId: run.id }, { timeoutMs: 1_000 })));
+      expect(e.grpcCode).toBe(Status.DEADLINE_EXCEEDED);
+      await eventually(async () => (await openWatchStreams()) === 0, 'the gateway to close the expired stream');
+      await eventually(async () => gate.calls > callsBefore, 'the gate to hold the call');
+      gate.release();
+      await eventually(async () => (await owner.getRun({ tenant: t, runId: run.id })).status === 'completed', 'the run to complete');
+    });
+
+    it('cancels a long run after the step in flight; cancelling it again returns it as it is', async () => {
+      const callsBefore = gate.calls;
+      const { run } = await owner.startRun({ tenant: t, agent: 'gated', input: {} });
+      const seen = await collect(owner.watchRun({ tenant: t, runId: run.id }), (e) => e.type === 'tool.called');
+      const cancelled = await owner.cancelRun({ tenant: t, runId: run.id, reason: 'operator said so' });
+      expect(cancelled.id).toBe(run.id);
+      expect(['queued', 'running']).toContain(cancelled.status);
+      const tail = owner.watchRun({ tenant: t, runId: run.id, afterSeq: seen.at(-1)!.seq });
+      const tailP = collect(tail);
+      await eventually(async () => gate.calls > callsBefore, 'the gate to hold the call');
+      gate.release();
+      const rest = await tailP;
+      expect(rest.find((e) => e.type === 'run.cancel_requested')).toMatchObject({ data: { reason: 'operator said so' } });
+      expect(rest.at(-1)?.type).toBe('run.cancelled');
+      expect(rest.map((e) => e.type)).not.toContain('run.completed');
+      const done = await owner.getRun({ tenant: t, runId: run.id });
+      expect(done).toMatchObject({ status: 'cancelled', steps: 1 });
+      expect(await owner.cancelRun({ tenant: t, runId: run.id })).toMatchObject({ id: run.id, status: 'cancelled' });
+    });
+  });
+
+  describe('maps every class of bad input to its status code and problem detail', () => {
+    const expectProblem = (e: AgentmeshGrpcError, grpcCode: Status, code: string, httpStatus: number) => {
+      expect(e.grpcCode).toBe(grpcCode);
+      expect(e.code).toBe(code);
+      expect(e.detail).toMatchObject({ code, httpStatus, title: expect.any(String), type: expect.stringContaining('https://'), detail: e.message });
+      expect(e.message.length).toBeGreaterThan(0);
+    };
+
+    it('no key and a bad key are UNAUTHENTICATED', async () => {
+      expectProblem(await failure(() => client().listRuns({ tenant: t })), Status.UNAUTHENTICATED, 'unauthenticated', 401);
+      expectProblem(await failure(() => client('amk_nope').listRuns({ tenant: t })), Status.UNAUTHENTICATED, 'unauthenticated', 401);
+      expectProblem(await failure(() => client('').createTenant({ id: 'nokey' })), Status.UNAUTHENTICATED, 'unauthenticated', 401);
+    });
+
+    it('a role without the permission, or a tenant key creating tenants, is PERMISSION_DENIED', async () => {
+      const viewer = client((await admin.issueApiKey({ tenant: t, roles: ['viewer'] })).key);
+      expect((await viewer.listRuns({ tenant: t, limit: 1 })).runs).toHaveLength(1);
+      expectProblem(await failure(() => viewer.startRun({ tenant: t, agent: 'hello' })), Status.PERMISSION_DENIED, 'permission_denied', 403);
+      expectProblem(await failure(() => viewer.putTool({ tenant: t, name: 'x', ...ECHO })), Status.PERMISSION_DENIED, 'permission_denied', 403);
+      expectProblem(await failure(() => owner.createTenant({ id: 'not-mine' })), Status.PERMISSION_DENIED, 'permission_denied', 403);
+    });
+
+    it('a revoked key is refused at once', async () => {
+      const k = await admin.issueApiKey({ tenant: t, roles: ['viewer'] });
+      const c = client(k.key);
+      await c.listTools({ tenant: t });
+      const revoked = await owner.revokeApiKey({ tenant: t, keyId: k.apiKey.id });
+      expect(revoked).toMatchObject({ id: k.apiKey.id, roles: ['viewer'] });
+      expect(revoked.revokedAt).not.toBeNull();
+      expectProblem(await failure(() => c.listTools({ tenant: t })), Status.UNAUTHENTICATED, 'unauthenticated', 401);
+      expectProblem(await failure(() => owner.revokeApiKey({ tenant: t, keyId: '01J00000000000000000000000' })), Status.NOT_FOUND, 'not_found', 404);
+    });
+
+    it("another tenant's key gets PERMISSION_DENIED or NOT_FOUND and never the data", async () => {
+      const { run } = await owner.startRun({ tenant: t, agent: 'hello', input: { name: 'secret-input' } });
+      const otherId = `grpc-other-${process.pid}`;
+      await admin.createTenant({ id: otherId });
+      const other = client((await admin.issueApiKey({ tenant: otherId, roles: ['owner'] })).key);
+      const viaPath = await failure(() => other.getRun({ tenant: t, runId: run.id }));
+      expect([Status.PERMISSION_DENIED, Status.NOT_FOUND]).toContain(viaPath.grpcCode);
+      expect(JSON.stringify({ m: viaPath.message, d: viaPath.detail })).not.toContain('secret-input');
+      expectProblem(await failure(() => other.getRun({ tenant: otherId, runId: run.id })), Status.NOT_FOUND, 'not_found', 404);
+      expectProblem(await failure(() => collect(other.watchRun({ tenant: otherId, runId: run.id }))), Status.NOT_FOUND, 'not_found', 404);
+      expectProblem(await failure(() => other.cancelRun({ tenant: otherId, runId: run.id })), Status.NOT_FOUND, 'not_found', 404);
+      expect([Status.PERMISSION_DENIED, Status.NOT_FOUND]).toContain((await failure(() => collect(other.watchRun({ tenant: t, runId: run.id })))).grpcCode);
+      await collect(owner.watchRun({ tenant: t, runId: run.id }));
+      expect((await owner.getRun({ tenant: t, runId: run.id })).status).toBe('completed');
+    });
+
+    it('malformed ids are NOT_FOUND, missing ones INVALID_ARGUMENT naming the field', async () => {
+      expectProblem(await failure(() => owner.getRun({ tenant: t, runId: '../../admin' })), Status.NOT_FOUND, 'not_found', 404);
+      expectProblem(await failure(() => owner.getRun({ tenant: t, runId: 'run_01J00000000000000000000000' })), Status.NOT_FOUND, 'not_found', 404);
+      expectProblem(await failure(() => owner.getTool({ tenant: t, name: 'no such/tool' })), Status.NOT_FOUND, 'not_found', 404);
+      expectProblem(await failure(() => owner.getAgent({ tenant: t, name: 'hello', version: '9' })), Status.NOT_FOUND, 'not_found', 404);
+      expectProblem(await failure(() => owner.listRuns({ tenant: 'Not A Tenant!' })), Status.NOT_FOUND, 'not_found', 404);
+      const noRun = await failure(() => owner.getRun({ tenant: t, runId: '' }));
+      expectProblem(noRun, Status.INVALID_ARGUMENT, 'invalid_argument', 400);
+      expect(noRun.detail?.fields).toEqual([{ field: 'run_id', message: 'is required' }]);
+      const noTenant = await failure(() => owner.listTools({ tenant: '' }));
+      expectProblem(noTenant, Status.INVALID_ARGUMENT, 'invalid_argument', 400);
+      expect(noTenant.detail?.fields).toEqual([{ field: 'tenant', message: 'is required' }]);
+      const cursor = await failure(() => owner.listRuns({ tenant: t, cursor: 'garbage' }));
+      expectProblem(cursor, Status.INVALID_ARGUMENT, 'invalid_argument', 400);
+      expect(cursor.detail?.fields).toEqual([{ field: 'cursor', message: 'is malformed' }]);
+    });
+
+    it('an invalid body is INVALID_ARGUMENT naming the proto fields, and changes nothing', async () => {
+      const before = (await owner.listRuns({ tenant: t, limit: 100 })).runs.length;
+      const noAgent = await failure(() => owner.startRun({ tenant: t, agent: '' }));
+      expectProblem(noAgent, Status.INVALID_ARGUMENT, 'invalid_argument', 400);
+      expect(noAgent.detail?.fields).toEqual([{ field: 'agent', message: 'is required' }]);
+      const badSession = await failure(() => owner.startRun({ tenant: t, agent: 'hello', sessionId: 'not a session!' }));
+      expect(badSession.detail?.fields.map((f) => f.field)).toEqual(['session_id']);
+      expect((await owner.listRuns({ tenant: t, limit: 100 })).runs.length).toBe(before);
+
+      const badTier = await failure(() => owner.putTool({ tenant: t, name: 'bad', ...ECHO, riskTier: 'dangerous' as 'read' }));
+      expectProblem(badTier, Status.INVALID_ARGUMENT, 'invalid_argument', 400);
+      expect(badTier.detail?.fields.map((f) => f.field)).toContain('risk_tier');
+      const noSteps = await failure(() => owner.putAgent({ tenant: t, name: 'empty', version: '1', planner: 'graph', steps: [] }));
+      expect(noSteps.detail?.fields.map((f) => f.field)).toContain('steps');
+      const limits = await failure(() => owner.putAgent({ tenant: t, name: 'big', ...HELLO, limits: { maxSteps: 1_000_000 } }));
+      expect(limits.detail?.fields.map((f) => f.field)).toEqual(['limits.max_steps']);
+      const stepTool = await failure(() => owner.putAgent({ tenant: t, name: 'bad-step', version: '1', planner: 'graph', steps: [{ id: 'a', tool: '' }] }));
+      expect(stepTool.detail?.fields).toEqual([{ field: 'steps[0].tool', message: 'is required' }]);
+      const roles = await failure(() => admin.issueApiKey({ tenant: t, roles: [] }));
+      expect(roles.detail?.fields.map((f) => f.field)).toEqual(['roles']);
+    });
+
+    it('an unknown agent is INVALID_ARGUMENT naming the agent field, as in REST', async () => {
+      const e = await failure(() => owner.startRun({ tenant: t, agent: 'nobody' }));
+      expectProblem(e, Status.INVALID_ARGUMENT, 'invalid_argument', 400);
+      expect(e.detail?.fields).toEqual([{ field: 'agent', message: 'no such agent' }]);
+    });
+
+    it('a new body under an existing tool or agent version is ALREADY_EXISTS (version_exists), a taken tenant id too', async () => {
+      const tool = await failure(() => owner.putTool({ tenant: t, name: 'echo', ...ECHO, description: 'changed' }));
+      expectProblem(tool, Status.ALREADY_EXISTS, 'conflict', 409);
+      expect(tool.detail?.reason).toBe('version_exists');
+      const agent = await failure(() => owner.putAgent({ tenant: t, name: 'hello', ...HELLO, instructions: 'x' }));
+      expectProblem(agent, Status.ALREADY_EXISTS, 'conflict', 409);
+      expect((await owner.putAgent({ tenant: t, name: 'hello', ...HELLO })).created).toBe(false);
+      expectProblem(await failure(() => admin.createTenant({ id: t })), Status.ALREADY_EXISTS, 'conflict', 409);
+    });
+
+    it('the same idempotency-key and request return the same run; another request with it is ALREADY_EXISTS', async () => {
+      const body = { tenant: t, agent: 'hello', input: { name: 'Bob' } };
+      const a = await owner.startRun(body, { idempotencyKey: 'grpc-k-1' });
+      const b = await owner.startRun(body, { idempotencyKey: 'grpc-k-1' });
+      expect(a.created).toBe(true);
+      expect(b.created).toBe(false);
+      expect(b.run.id).toBe(a.run.id);
+      const c = await failure(() => owner.startRun({ ...body, input: { name: 'Eve' } }, { idempotencyKey: 'grpc-k-1' }));
+      expectProblem(c, Status.ALREADY_EXISTS, 'conflict', 409);
+      expect(c.detail?.reason).toBe('idempotency_key_reused');
+      const bad = await failure(() => owner.startRun(body, { idempotencyKey: 'has spaces' }));
+      expect(bad.detail?.fields).toEqual([{ field: 'idempotency-key', message: 'is malformed' }]);
+      await collect(owner.watchRun({ tenant: t, runId: a.run.id }));
+      const runs = (await owner.listRuns({ tenant: t, agent: 'hello', limit: 100 })).runs;
+      expect(runs.filter((r) => r.id === a.run.id)).toHaveLength(1);
+    });
+
+    it('a message above the size limit is RESOURCE_EXHAUSTED (payload_too_large), with nothing started', async () => {
+      const before = (await owner.listRuns({ tenant: t, limit: 100 })).runs.length;
+      const e = await failure(() => owner.startRun({ tenant: t, agent: 'hello', input: { blob: 'x'.repeat(1_100_000) } }));
+      expectProblem(e, Status.RESOURCE_EXHAUSTED, 'payload_too_large', 413);
+      expect(e.message).toMatch(/larger than the limit of 1048576 bytes/);
+      expect((await owner.listRuns({ tenant: t, limit: 100 })).runs.length).toBe(before);
+    });
+
+    it('operations of the contract that the platform does not serve yet are UNIMPLEMENTED with a clear message', async () => {
+      for (const call of [
+        () => owner.getBudget({ tenant: t }),
+        () => owner.listApprovals({ tenant: t, status: 'pending' }),
+        () => owner.listCredentials({ tenant: t }),
+      ]) {
+        const e = await failure(call);
+        expect(e.grpcCode).toBe(Status.UNIMPLEMENTED);
+        expect(e.message).toMatch(/is not implemented yet/);
+      }
+    });
+  });
+
+  it('answers the standard health check and lists its services through reflection, without a key', async () => {
+    const anon = client();
+    expect(await anon.checkHealth()).toBe('SERVING');
+    expect(await anon.checkHealth('agentmesh.v1.Runs')).toBe('SERVING');
+    expect(await anon.checkHealth('no.such.Service')).toBe('SERVICE_UNKNOWN');
+    const services = await anon.listServices();
+    expect(services).toEqual(expect.arrayContaining([
+      'agentmesh.v1.Tenants', 'agentmesh.v1.Tools', 'agentmesh.v1.Agents', 'agentmesh.v1.Runs',
+      'agentmesh.v1.Approvals', 'agentmesh.v1.Credentials', 'agentmesh.v1.Budgets', 'grpc.health.v1.Health',
+    ]));
+  });
+
+  // last: it restarts the gateway
+  it('ends open WatchRun streams with UNAVAILABLE when the gateway stops; resuming after its restart loses nothing', async () => {
+    const log = readFileSync(mesh.logFile('gateway')!, 'utf8');
+    expect(log).not.toMatch(/unhandled error in a gRPC call|internal error in a gRPC call/);
+    const callsBefore = gate.calls;
+    const { run } = await owner.startRun({ tenant: t, agent: 'gated', input: {} });
+    const got: RunEvent[] = [];
+    const watching = (async () => { for await (const e of owner.watchRun({ tenant: t, runId: run.id })) got.push(e); })();
+    await eventually(async () => gate.calls > callsBefore && got.some((e) => e.type === 'tool.called'), 'the run to wait at the gate');
+    await mesh.kill('gateway', 'SIGTERM');
+    const e = await watching.then(() => undefined, (err: unknown) => err);
+    expect(e).toBeInstanceOf(AgentmeshGrpcError);
+    expect((e as AgentmeshGrpcError).grpcCode).toBe(Status.UNAVAILABLE);
+    expect((e as AgentmeshGrpcError).message).toMatch(/shutting down/);
+    expect(readFileSync(mesh.logFile('gateway')!, 'utf8')).toContain('gRPC API closed');
+    gate.release(); // the run goes on without the gateway
+    await mesh.restart('gateway');
+    const again = client(ownerKey); // a new channel: the old one may be backing off after the restart
+    const rest = await collect(again.watchRun({ tenant: t, runId: run.id, afterSeq: got.at(-1)!.seq }));
+    const whole = [...got, ...rest];
+    expect(whole.at(-1)?.type).toBe('run.completed');
+    expect(whole).toEqual(await collect(again.watchRun({ tenant: t, runId: run.id })));
+  });
+});

@@ -1,0 +1,123 @@
+import type { JsonObject } from '#libs/contracts';
+import { fromPbStruct, fromPbTimestamp, fromPbValue, toPbStruct, toPbValue } from './json-struct.js';
+import {
+  enumFromRest, enumToRest, type PbAgent, type PbApiKey, type PbApproval, type PbBudget, type PbCost, type PbCredential,
+  type PbLong, type PbPutAgentRequest, type PbPutToolRequest, type PbRun, type PbRunEvent, type PbTenant, type PbTool,
+  type PbToolTransport, type PbToolVersion,
+} from './pb.js';
+import type {
+  Agent, AgentDefinitionInput, ApiKey, Approval, ApprovalStatus, Budget, BudgetPeriod, Cost, Credential, CredentialKind, RiskTier,
+  Role, Run, RunEvent, RunStatus, Tenant, Tool, ToolDefinitionInput, ToolTransport, ToolVersion,
+} from './types.js';
+
+/** The SDK's side of the mapping: REST-shaped inputs → proto requests, proto responses → REST-shaped values. */
+
+const num = (v: PbLong | null | undefined): number => (v === null || v === undefined ? 0 : Number(v));
+const ts = fromPbTimestamp;
+const tsRequired = (v: Parameters<typeof fromPbTimestamp>[0]): string => fromPbTimestamp(v) ?? '';
+
+export const tenantFromPb = (t: PbTenant | null | undefined): Tenant => ({ id: t?.id ?? '', name: t?.name ?? '', createdAt: tsRequired(t?.created_at) });
+
+export const apiKeyFromPb = (k: PbApiKey | null | undefined): ApiKey => ({
+  id: k?.id ?? '', tenantId: k?.tenant_id ?? '', name: k?.name ?? '',
+  roles: (k?.roles ?? []).map((r) => enumToRest('ROLE', r)).filter((r): r is Role => r !== undefined),
+  createdAt: tsRequired(k?.created_at), revokedAt: ts(k?.revoked_at),
+});
+
+export function transportToPb(t: ToolTransport | undefined): PbToolTransport | null {
+  if (!t) return null;
+  switch (t.kind) {
+    case 'http': return { http: { url: t.url } };
+    case 'mcp': return { mcp: { url: t.url, tool: t.tool } };
+    case 'builtin': return { builtin: { name: t.name } };
+    default: return null;
+  }
+}
+
+function transportFromPb(t: PbToolTransport | null | undefined): ToolTransport {
+  if (t?.http) return { kind: 'http', url: t.http.url ?? '' };
+  if (t?.mcp) return { kind: 'mcp', url: t.mcp.url ?? '', tool: t.mcp.tool ?? '' };
+  return { kind: 'builtin', name: t?.builtin?.name ?? '' };
+}
+
+export function putToolToPb(tenant: string, name: string, d: ToolDefinitionInput): PbPutToolRequest {
+  return {
+    tenant, name, version: d.version, description: d.description ?? '',
+    input_schema: d.inputSchema === undefined ? null : toPbStruct(d.inputSchema),
+    risk_tier: enumFromRest('RISK_TIER', d.riskTier), transport: transportToPb(d.transport),
+    egress: d.egress ?? [], timeout_ms: d.timeoutMs ?? 0,
+    credential: d.credential ? { name: d.credential.name, scopes: d.credential.scopes ?? [] } : null,
+  };
+}
+
+export const toolVersionFromPb = (t: PbToolVersion | null | undefined): ToolVersion => ({
+  name: t?.name ?? '', version: t?.version ?? '', description: t?.description ?? '',
+  inputSchema: fromPbStruct(t?.input_schema) ?? {}, riskTier: (enumToRest('RISK_TIER', t?.risk_tier) ?? 'read') as RiskTier,
+  transport: transportFromPb(t?.transport), egress: t?.egress ?? [], timeoutMs: t?.timeout_ms ?? 0,
+  credential: t?.credential ? { name: t.credential.name ?? '', scopes: t.credential.scopes ?? [] } : null,
+  createdAt: tsRequired(t?.created_at), digest: t?.digest ?? '',
+});
+
+export const toolFromPb = (t: PbTool): Tool => ({ name: t.name ?? '', disabled: t.disabled ?? false, latest: t.latest ? toolVersionFromPb(t.latest) : null });
+
+export function putAgentToPb(tenant: string, name: string, d: AgentDefinitionInput): PbPutAgentRequest {
+  return {
+    tenant, name, version: d.version, planner: d.planner, model: d.model ?? '', instructions: d.instructions ?? '',
+    tools: d.tools ?? [],
+    limits: d.limits ? { max_steps: d.limits.maxSteps ?? 0, budget_usd: d.limits.budgetUsd ?? 0, approval_timeout_seconds: d.limits.approvalTimeoutSeconds ?? 0 } : null,
+    steps: (d.steps ?? []).map((s) => ({ id: s.id, tool: s.tool, args: s.args === undefined ? null : toPbStruct(s.args) })),
+    output: d.output === undefined ? null : toPbValue(d.output),
+  };
+}
+
+export function agentFromPb(a: PbAgent | null | undefined): Agent {
+  const output = fromPbValue(a?.output);
+  return {
+    name: a?.name ?? '', version: a?.version ?? '', planner: a?.planner ?? '', model: a?.model ?? '', instructions: a?.instructions ?? '',
+    tools: a?.tools ?? [],
+    limits: { maxSteps: a?.limits?.max_steps ?? 0, budgetUsd: a?.limits?.budget_usd ?? 0, approvalTimeoutSeconds: a?.limits?.approval_timeout_seconds ?? 0 },
+    steps: (a?.steps ?? []).map((s) => {
+      const args = fromPbStruct(s.args);
+      return { id: s.id ?? '', tool: s.tool ?? '', ...(args !== undefined ? { args } : {}) };
+    }),
+    ...(output !== undefined ? { output } : {}),
+    createdAt: tsRequired(a?.created_at), digest: a?.digest ?? '',
+  };
+}
+
+export const costFromPb = (c: PbCost | null | undefined): Cost => ({ usd: c?.usd ?? 0, inputTokens: num(c?.input_tokens), outputTokens: num(c?.output_tokens) });
+
+export function runFromPb(r: PbRun | null | undefined): Run {
+  return {
+    id: r?.id ?? '', agent: r?.agent ?? '', sessionId: r?.session_id ? r.session_id : null,
+    status: (enumToRest('RUN_STATUS', r?.status) ?? 'queued') as RunStatus,
+    output: fromPbValue(r?.output) ?? null,
+    error: r?.error ? { code: r.error.code ?? '', message: r.error.message ?? '' } : null,
+    steps: r?.steps ?? 0, cost: r?.cost ? costFromPb(r.cost) : null,
+    createdAt: tsRequired(r?.created_at), updatedAt: tsRequired(r?.updated_at),
+  };
+}
+
+export const eventFromPb = (e: PbRunEvent): RunEvent => ({
+  seq: num(e.seq), runId: e.run_id ?? '', tenantId: e.tenant_id ?? '', type: e.type ?? '', at: tsRequired(e.at), step: e.step ?? 0,
+  data: fromPbStruct(e.data) ?? ({} as JsonObject),
+});
+
+export const approvalFromPb = (a: PbApproval): Approval => ({
+  id: a.id ?? '', runId: a.run_id ?? '', tool: a.tool ?? '', version: a.version ?? '', args: fromPbStruct(a.args) ?? {},
+  riskTier: (enumToRest('RISK_TIER', a.risk_tier) ?? null) as RiskTier | null, expiresAt: ts(a.expires_at),
+  status: (enumToRest('APPROVAL_STATUS', a.status) ?? null) as ApprovalStatus | null,
+  createdAt: ts(a.created_at), decidedAt: ts(a.decided_at), reason: a.reason ?? '', decidedBy: a.decided_by ?? '',
+});
+
+export const credentialFromPb = (c: PbCredential | null | undefined): Credential => ({
+  name: c?.name ?? '', kind: (enumToRest('CREDENTIAL_KIND', c?.kind) ?? null) as CredentialKind | null,
+  allowedTools: c?.allowed_tools ?? [], scopes: c?.scopes ?? [], createdAt: ts(c?.created_at), updatedAt: ts(c?.updated_at),
+});
+
+export const budgetFromPb = (b: PbBudget | null | undefined): Budget => ({
+  limitUsd: b?.limit_usd ?? 0, period: (enumToRest('BUDGET_PERIOD', b?.period) ?? null) as BudgetPeriod | null,
+  spentUsd: b?.spent_usd ?? 0, reservedUsd: b?.reserved_usd ?? 0,
+});
+
+export { num as longToNumber };
