@@ -4,27 +4,35 @@ import {
   BUCKETS, SchemaValidator, type CommandMap, type JsonObject, type JsonValue, type ToolRecord,
 } from '#libs/contracts';
 import type { AppConfig } from '#libs/config';
-import { CommandBus, CONFIG, LOGGER, NATS, openBucket, type JsContext } from '#libs/messaging';
+import { CommandBus, CONFIG, LOGGER, NATS, openBucket } from '#libs/messaging';
 import { KvDocuments } from '#libs/store';
 import { metrics, type Logger } from '#libs/telemetry';
 import { BUILTINS, BuiltinError } from './builtins.js';
 import { httpAttempt, type CallOutcome } from './http-transport.js';
+import { McpClientService } from './mcp-client.js';
 import { ToolRegistry } from './registry.service.js';
+import { MAX_RESULT_BYTES, OFFLOAD_THRESHOLD_BYTES, previewOf, ResultStore } from './result-store.js';
+import { SessionMemory } from './session-memory.js';
 
 /** What the tool-runner remembers of a finished call, keyed by its idempotency key. */
 interface CallRecord {
+  /** As published: an offloaded result is kept as its preview and `resultRef`. */
   outcome: CallOutcome;
   durationMs: number;
   at: string;
 }
 
-const MAX_RESULT_BYTES = 256 * 1024;
 const MAX_ATTEMPTS = 3;
+
+/** The part of a JetStream message context the executor uses (a stub in tests). */
+export interface WorkContext { working(): void }
 
 /**
  * Executes tool calls. A call whose key already completed returns the recorded outcome without
- * calling the tool again; a side-effecting call is recorded before its result is published, and
- * carries its key to the tool (`Idempotency-Key`) to close the crash window in between.
+ * calling the tool again; a side-effecting call (http, mcp, impure builtins such as memory_put) is
+ * recorded before its result is published, and carries its key to the tool (`Idempotency-Key`,
+ * MCP `_meta`) to close the crash window in between. Results over 64 KiB are offloaded to the
+ * object store and travel as `resultRef` plus a preview; results over 16 MiB fail.
  */
 @Injectable()
 export class ToolExecutor implements OnModuleInit {
@@ -37,6 +45,9 @@ export class ToolExecutor implements OnModuleInit {
     @Inject(CONFIG) private readonly config: AppConfig,
     @Inject(LOGGER) private readonly logger: Logger,
     private readonly registry: ToolRegistry,
+    private readonly mcp: McpClientService,
+    private readonly memory: SessionMemory,
+    private readonly results: ResultStore,
   ) {}
 
   async onModuleInit(): Promise<void> {
@@ -44,7 +55,13 @@ export class ToolExecutor implements OnModuleInit {
     this.records = new KvDocuments(await openBucket(this.nc, BUCKETS.toolCalls));
   }
 
-  async execute(cmd: CommandMap['tool.execute'], ctx: JsContext): Promise<void> {
+  async execute(cmd: CommandMap['tool.execute'], ctx: WorkContext): Promise<void> {
+    const result = await this.handle(cmd, ctx);
+    await this.bus.send('tool.result', result, `res:${cmd.callKey}`);
+  }
+
+  /** Runs (or recalls) one call and returns the tool.result command to publish. */
+  async handle(cmd: CommandMap['tool.execute'], ctx: WorkContext): Promise<CommandMap['tool.result']> {
     const started = performance.now();
     const tool = await this.registry.get(cmd.tenantId, cmd.tool.name, cmd.tool.version);
     let outcome: CallOutcome;
@@ -54,7 +71,7 @@ export class ToolExecutor implements OnModuleInit {
       outcome = recorded.outcome;
       durationMs = recorded.durationMs;
     } else {
-      outcome = await this.run(cmd, tool, ctx);
+      outcome = await this.offloadIfLarge(cmd, await this.run(cmd, tool, ctx));
       durationMs = Math.round((performance.now() - started) * 1000) / 1000;
       if (tool && !this.isPure(tool)) {
         await this.records.put(cmd.tenantId, [cmd.callKey], { outcome, durationMs, at: new Date().toISOString() });
@@ -62,13 +79,9 @@ export class ToolExecutor implements OnModuleInit {
     }
     metrics.toolCalls.inc({ tenant: cmd.tenantId, tool: cmd.tool.name, outcome: outcome.ok ? 'ok' : outcome.error.code });
     const base = { tenantId: cmd.tenantId, runId: cmd.runId, step: cmd.step, callKey: cmd.callKey, durationMs };
-    await this.bus.send(
-      'tool.result',
-      outcome.ok
-        ? { ...base, ok: true, result: outcome.result }
-        : { ...base, ok: false, error: { code: outcome.error.code, message: outcome.error.message, ...(outcome.error.details !== undefined ? { details: outcome.error.details } : {}) } },
-      `res:${cmd.callKey}`,
-    );
+    return outcome.ok
+      ? { ...base, ok: true, result: outcome.result, ...(outcome.resultRef ? { resultRef: outcome.resultRef } : {}) }
+      : { ...base, ok: false, error: { code: outcome.error.code, message: outcome.error.message, ...(outcome.error.details !== undefined ? { details: outcome.error.details } : {}) } };
   }
 
   private isPure(tool: ToolRecord): boolean {
@@ -79,50 +92,105 @@ export class ToolExecutor implements OnModuleInit {
     return { ok: false, error: { code, message, retryable: false, ...(details !== undefined ? { details } : {}) } };
   }
 
-  private async run(cmd: CommandMap['tool.execute'], tool: ToolRecord | null, ctx: JsContext): Promise<CallOutcome> {
+  /** Results over 64 KiB go to the object store; the outcome keeps a preview and the ref. */
+  private async offloadIfLarge(cmd: CommandMap['tool.execute'], outcome: CallOutcome): Promise<CallOutcome> {
+    if (!outcome.ok || outcome.resultRef) return outcome;
+    const json = JSON.stringify(outcome.result ?? null);
+    const bytes = Buffer.byteLength(json);
+    if (bytes <= OFFLOAD_THRESHOLD_BYTES) return outcome;
+    if (bytes > MAX_RESULT_BYTES) return this.fail('result_too_large', `the result is ${bytes} bytes, more than the hard cap of ${MAX_RESULT_BYTES} bytes`);
+    const ref = await this.results.offload(cmd.tenantId, cmd.callKey, json);
+    return { ok: true, result: previewOf(ref, json), resultRef: ref };
+  }
+
+  private async run(cmd: CommandMap['tool.execute'], tool: ToolRecord | null, ctx: WorkContext): Promise<CallOutcome> {
     if (!tool) return this.fail('tool_not_found', `tool ${cmd.tool.name}@${cmd.tool.version} is not registered`);
-    if (this.registry.isDisabled(cmd.tenantId, tool.name)) return this.fail('tool_disabled', `tool ${tool.name} is disabled`);
+    const reason = this.registry.disabledReason(cmd.tenantId, tool.name);
+    if (reason === 'rug_pull') {
+      return this.fail('tool_definition_changed', `tool ${tool.name} is disabled: its MCP server changed the tool's definition; register a new version to enable it`);
+    }
+    if (reason) return this.fail('tool_disabled', `tool ${tool.name} is disabled`);
     const problems = this.validator.problems(`${cmd.tenantId}/${tool.name}@${tool.version}`, tool.inputSchema, cmd.args);
     if (problems.length) {
       return this.fail('invalid_arguments', `arguments do not match the tool's input schema: ${problems.map((p) => `${p.field} ${p.message}`).join('; ')}`, problems as unknown as JsonValue);
     }
-    const outcome = await this.invoke(cmd, tool, ctx);
-    if (outcome.ok && JSON.stringify(outcome.result).length > MAX_RESULT_BYTES) {
-      return this.fail('result_too_large', `the result is larger than ${MAX_RESULT_BYTES} bytes`);
-    }
-    return outcome;
+    return this.invoke(cmd, tool, ctx);
   }
 
-  private async invoke(cmd: CommandMap['tool.execute'], tool: ToolRecord, ctx: JsContext): Promise<CallOutcome> {
+  /** Keeps the message ours while a call runs longer than a third of the ack wait. */
+  private async beating<T>(ctx: WorkContext, fn: () => Promise<T>): Promise<T> {
+    const beat = setInterval(() => ctx.working(), Math.max(1000, Math.floor(this.config.ackWaitMs / 3)));
+    try {
+      return await fn();
+    } finally {
+      clearInterval(beat);
+    }
+  }
+
+  private async retrying(attempt: () => Promise<CallOutcome>): Promise<CallOutcome> {
+    let last: CallOutcome = this.fail('not_called', 'not called');
+    for (let n = 1; n <= MAX_ATTEMPTS; n++) {
+      last = await attempt();
+      if (last.ok || !last.error.retryable) return last;
+      if (n < MAX_ATTEMPTS) await new Promise((r) => setTimeout(r, 100 * 2 ** (n - 1)));
+    }
+    return last;
+  }
+
+  private async invoke(cmd: CommandMap['tool.execute'], tool: ToolRecord, ctx: WorkContext): Promise<CallOutcome> {
     const t = tool.transport;
     switch (t.kind) {
       case 'builtin': {
         const b = BUILTINS[t.name];
         if (!b) return this.fail('tool_not_found', `builtin "${t.name}" does not exist`);
         try {
-          return { ok: true, result: b.run((cmd.args ?? {}) as JsonObject) };
+          const args = (cmd.args ?? {}) as JsonObject;
+          return { ok: true, result: await b.run(args, { tenantId: cmd.tenantId, sessionId: cmd.sessionId, memory: this.memory }) };
         } catch (e) {
-          if (e instanceof BuiltinError) return this.fail('builtin_error', e.message);
+          if (e instanceof BuiltinError) return this.fail(e.code, e.message);
           throw e;
         }
       }
       case 'http': {
-        // keep the message ours while the call runs longer than a third of the ack wait
-        const beat = setInterval(() => ctx.working(), Math.max(1000, Math.floor(this.config.ackWaitMs / 3)));
-        try {
-          let last: CallOutcome = this.fail('not_called', 'not called');
-          for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
-            last = await httpAttempt(t.url, cmd.args, cmd.callKey, tool.egress, tool.timeoutMs);
-            if (last.ok || !last.error.retryable) return last;
-            if (attempt < MAX_ATTEMPTS) await new Promise((r) => setTimeout(r, 100 * 2 ** (attempt - 1)));
-          }
-          return last;
-        } finally {
-          clearInterval(beat);
-        }
+        const policy = this.registry.egressPolicy(tool.egress);
+        return this.beating(ctx, () => this.retrying(() => httpAttempt(t.url, cmd.args, cmd.callKey, policy, tool.timeoutMs)));
       }
       case 'mcp':
-        return this.fail('transport_unavailable', 'the mcp transport is not available in this version');
+        return this.beating(ctx, () => this.callMcp(cmd, tool, t));
     }
+  }
+
+  private async callMcp(cmd: CommandMap['tool.execute'], tool: ToolRecord, t: { url: string; tool: string }): Promise<CallOutcome> {
+    if (!tool.mcpDigest) {
+      return this.fail('tool_definition_unknown', `tool ${tool.name}@${tool.version} was registered without its MCP definition digest; register a new version`);
+    }
+    const args = cmd.args;
+    if (args === null || typeof args !== 'object' || Array.isArray(args)) return this.fail('invalid_arguments', 'MCP tool arguments must be a JSON object');
+    const policy = this.registry.egressPolicy(tool.egress);
+    const expectedDigest = tool.mcpDigest;
+    const seen: { changed: boolean; served: string | null } = { changed: false, served: null };
+    const outcome = await this.retrying(async () => {
+      const r = await this.mcp.invoke({ url: t.url, tool: t.tool, args, expectedDigest, policy, timeoutMs: tool.timeoutMs, idempotencyKey: cmd.callKey });
+      if (r.changed) {
+        Object.assign(seen, { changed: true, served: r.served });
+        return this.fail('tool_definition_changed', `the MCP server at ${t.url} now serves ${r.served === null ? 'no tool' : 'another definition of the tool'} "${t.tool}"; tool ${tool.name} is disabled until a new version is registered`);
+      }
+      return r.outcome;
+    });
+    if (seen.changed) await this.onDefinitionChanged(cmd.tenantId, tool, seen.served);
+    return outcome;
+  }
+
+  /**
+   * A rug pull: the server serves another definition than the one registered. The tool name is
+   * disabled (reason `rug_pull`, seen by every instance through the registry's flag) unless a newer
+   * version already registered what the server serves now (then only this old version fails).
+   */
+  private async onDefinitionChanged(tenantId: string, tool: ToolRecord, served: string | null): Promise<void> {
+    const latest = await this.registry.latestRecord(tenantId, tool.name);
+    const superseded = latest !== null && latest.version !== tool.version && latest.mcpDigest !== undefined && latest.mcpDigest === served;
+    this.logger.warn({ tenant: tenantId, tool: tool.name, version: tool.version, superseded }, 'MCP tool definition changed since registration');
+    if (superseded || this.registry.disabledReason(tenantId, tool.name) === 'rug_pull') return;
+    await this.registry.setDisabled(tenantId, tool.name, true, 'rug_pull', tool.version);
   }
 }

@@ -1,4 +1,7 @@
 import type { JsonValue } from '#libs/contracts';
+import { EgressDeniedError, guardedFetch, ResponseTooLargeError, type EgressPolicy } from './guarded-fetch.js';
+
+export { egressAllowed, matchEgress } from './egress.js';
 
 export interface ToolFailure {
   code: string;
@@ -6,41 +9,36 @@ export interface ToolFailure {
   retryable: boolean;
   details?: JsonValue;
 }
-export type CallOutcome = { ok: true; result: JsonValue } | { ok: false; error: ToolFailure };
-
-/** Whether a URL's host is on a tool's egress allowlist (`host`, `host:port` or `*.domain`). */
-export function egressAllowed(url: URL, egress: readonly string[]): boolean {
-  const host = url.hostname.toLowerCase().replace(/^\[|\]$/g, '');
-  const port = url.port || (url.protocol === 'https:' ? '443' : '80');
-  return egress.some((entry) => {
-    const e = entry.toLowerCase();
-    const [h, p] = e.startsWith('[') ? [e.slice(1, e.indexOf(']')), e.split(']:')[1]] : e.split(':');
-    if (p !== undefined && p !== port) return false;
-    if (h.startsWith('*.')) return host.endsWith(h.slice(1)) && host.length > h.length - 1;
-    return host === h;
-  });
-}
+/** The outcome of one call; `resultRef` is set when the result was offloaded and `result` is its preview. */
+export type CallOutcome = { ok: true; result: JsonValue; resultRef?: string } | { ok: false; error: ToolFailure };
 
 const MAX_REDIRECTS = 3;
 
+export function egressFailure(e: EgressDeniedError): CallOutcome {
+  return { ok: false, error: { code: 'egress_denied', message: e.message, retryable: false, details: e.details } };
+}
+
+export function tooLargeFailure(e: ResponseTooLargeError): CallOutcome {
+  return { ok: false, error: { code: 'result_too_large', message: `the tool's result is larger than the hard cap of ${e.limit} bytes`, retryable: false } };
+}
+
 /**
  * One attempt of an http tool call: `POST <url>` with `{"args": ...}` and the `Idempotency-Key`
- * header. Redirects are followed only to hosts on the allowlist. 2xx JSON is the result, 4xx a
- * non-retryable error, 5xx/timeouts/network errors retryable.
+ * header. Every hop (the first request and each redirect, followed with the same POST) must pass
+ * the egress rules: the allowlist, and the addresses the host resolves to (guarded-fetch.ts).
+ * 2xx JSON is the result, 4xx a non-retryable error, 5xx/timeouts/network errors retryable.
  */
 export async function httpAttempt(
-  url: string, args: JsonValue, idempotencyKey: string, egress: readonly string[], timeoutMs: number,
+  url: string, args: JsonValue, idempotencyKey: string, policy: EgressPolicy, timeoutMs: number,
   extraHeaders: Record<string, string> = {},
 ): Promise<CallOutcome> {
   let target = new URL(url);
   const signal = AbortSignal.timeout(timeoutMs);
+  const fetchGuarded = guardedFetch(policy);
   for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
-    if (!egressAllowed(target, egress)) {
-      return { ok: false, error: { code: 'egress_denied', message: `egress to ${target.host} is not allowed for this tool`, retryable: false } };
-    }
     let res: Response;
     try {
-      res = await fetch(target, {
+      res = await fetchGuarded(target, {
         method: 'POST',
         redirect: 'manual',
         signal,
@@ -48,15 +46,23 @@ export async function httpAttempt(
         body: JSON.stringify({ args }),
       });
     } catch (e) {
+      if (e instanceof EgressDeniedError) return egressFailure(e);
       const timedOut = signal.aborted;
       return { ok: false, error: { code: timedOut ? 'timeout' : 'network_error', message: timedOut ? `no answer within ${timeoutMs} ms` : `request failed: ${(e as Error).message}`, retryable: true } };
     }
     if (res.status >= 300 && res.status < 400 && res.headers.get('location')) {
-      await res.body?.cancel();
+      await res.body?.cancel().catch(() => undefined);
       target = new URL(res.headers.get('location')!, target);
       continue;
     }
-    const text = await res.text().catch(() => '');
+    let text: string;
+    try {
+      text = await res.text();
+    } catch (e) {
+      if (e instanceof ResponseTooLargeError) return tooLargeFailure(e);
+      const timedOut = signal.aborted;
+      return { ok: false, error: { code: timedOut ? 'timeout' : 'network_error', message: timedOut ? `no answer within ${timeoutMs} ms` : `reading the response failed: ${(e as Error).message}`, retryable: true } };
+    }
     if (res.status >= 200 && res.status < 300) {
       try {
         return { ok: true, result: text === '' ? null : (JSON.parse(text) as JsonValue) };

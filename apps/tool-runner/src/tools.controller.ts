@@ -5,6 +5,7 @@ import {
 import { JsContext, MessageController, OnCommand, OnRpc } from '#libs/messaging';
 import { ToolExecutor } from './executor.service.js';
 import { ToolRegistry } from './registry.service.js';
+import { ResultStore } from './result-store.js';
 
 const validator = new SchemaValidator();
 
@@ -16,7 +17,7 @@ function tenantOf(req: { tenantId: string }): string {
 /** The tool registry's questions (RPC) and the tool-runner's work (tool.execute commands). */
 @MessageController()
 export class ToolsController {
-  constructor(private readonly registry: ToolRegistry, private readonly executor: ToolExecutor) {}
+  constructor(private readonly registry: ToolRegistry, private readonly executor: ToolExecutor, private readonly results: ResultStore) {}
 
   @OnRpc('tools.put')
   async put(@Payload() req: RpcMap['tools.put']['req']) {
@@ -36,7 +37,8 @@ export class ToolsController {
   @OnRpc('tools.get')
   async get(@Payload() req: RpcMap['tools.get']['req']) {
     const tenantId = tenantOf(req);
-    return { versions: await this.registry.versionsOf(tenantId, req.name), disabled: this.registry.isDisabled(tenantId, req.name) };
+    const reason = this.registry.disabledReason(tenantId, req.name);
+    return { versions: await this.registry.versionsOf(tenantId, req.name), disabled: reason !== undefined, ...(reason ? { disabledReason: reason } : {}) };
   }
 
   @OnRpc('tools.setDisabled')
@@ -48,6 +50,13 @@ export class ToolsController {
   @OnRpc('tools.resolve')
   async resolve(@Payload() req: RpcMap['tools.resolve']['req']) {
     return { tools: await this.registry.resolve(tenantOf(req), req.refs) };
+  }
+
+  /** Reads back an offloaded result (`resultRef`); only its tenant can. */
+  @OnRpc('results.get')
+  async result(@Payload() req: RpcMap['results.get']['req']) {
+    if (typeof req.ref !== 'string' || req.ref.length === 0 || req.ref.length > 1024) throw invalid('ref must be a result reference', [{ field: 'ref', message: 'required' }]);
+    return this.results.read(tenantOf(req), req.ref, req.offset, req.length);
   }
 
   @OnCommand('tool.execute')
