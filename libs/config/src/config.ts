@@ -76,6 +76,8 @@ export interface AppConfig {
   readonly streamReplicas: number;
   readonly maxBodyBytes: number;
   readonly globalMaxSteps: number;
+  /** How long session memory and history live after their last write (AGENTMESH_SESSION_TTL, default 24h). */
+  readonly sessionTtlMs: number;
   readonly snapshotEvery: number;
   readonly toolHttpAllowLoopback: boolean;
   /** `AGENTMESH_PRICES` (JSON) over DEFAULT_PRICES: model token prices and per-call tool prices. */
@@ -119,6 +121,7 @@ export function loadConfig(service: ServiceName, env: Env = process.env): AppCon
     streamReplicas: r.int('AGENTMESH_STREAM_REPLICAS', 1, 1, 5),
     maxBodyBytes: r.int('AGENTMESH_MAX_BODY_BYTES', 1_048_576, 1024),
     globalMaxSteps: r.int('AGENTMESH_GLOBAL_MAX_STEPS', 200, 1),
+    sessionTtlMs: r.duration('AGENTMESH_SESSION_TTL', '24h'),
     snapshotEvery: r.int('AGENTMESH_SNAPSHOT_EVERY', 32, 2),
     toolHttpAllowLoopback: r.oneOf('AGENTMESH_TOOL_ALLOW_LOOPBACK', ['true', 'false'] as const, 'false') === 'true',
     prices: priced.prices,

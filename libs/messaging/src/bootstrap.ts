@@ -55,7 +55,7 @@ export async function startService(def: ServiceDefinition): Promise<RunningServi
   const logger = createLogger(config.service, config.logLevel);
   initMetrics(config.service);
   const nc = await connectNats(config.natsUrl, config.service);
-  await provision(nc, { replicas: config.streamReplicas, ackWaitMs: config.ackWaitMs });
+  await provision(nc, { replicas: config.streamReplicas, ackWaitMs: config.ackWaitMs, sessionTtlMs: config.sessionTtlMs });
 
   @Module({ ...def.module, imports: [CoreModule.forRoot(config, nc, logger), TelemetryModule.forRoot(), ...(def.module.imports ?? [])] })
   class ServiceModule {}
