@@ -1,0 +1,79 @@
+import { describe, it } from '@jest/globals';
+import mongoose from 'mongoose';
+import { ulid } from 'ulid';
+import { loadConfig } from '#libs/config';
+import { connectNats, provision } from '#libs/messaging';
+import { startNatsServer } from '#libs/testing';
+import { createKvRepositories } from './kv/kv-repositories.js';
+import { createMongoRepositories } from './mongo/mongo-repositories.js';
+import { jongodbBinary, startJongodb } from './test/jongodb.js';
+import { describeRepositoryContract, FakeClock, SESSION_TTL_MS, type ContractTarget } from './test/repository-contract.js';
+
+const OUTAGE = 'fails fast with unavailable while the store is down and serves again once it is back';
+
+/** A nats-server with the journal provisioned: the KV store itself, or the projector's source. */
+async function nats() {
+  const srv = await startNatsServer();
+  const nc = await connectNats(srv.url, 'store-contract');
+  await provision(nc, { replicas: 1, ackWaitMs: 30_000 });
+  return { srv, nc };
+}
+
+describeRepositoryContract('JetStream KV', async (): Promise<ContractTarget> => {
+  const { srv, nc } = await nats();
+  const clock = new FakeClock();
+  const repos = await createKvRepositories(nc, { mongodbUri: undefined, sessionTtlMs: SESSION_TTL_MS }, { now: clock.now });
+  return {
+    repos, nc, clock,
+    outage: { down: () => srv.kill(), up: () => srv.restart() },
+    close: async () => { await repos.close(); await nc.close(); await srv.stop(); },
+  };
+});
+
+const mongodbUri = loadConfig('orchestrator').mongodbUri;
+if (mongodbUri) {
+  describeRepositoryContract('MongoDB at MONGODB_URI', async (): Promise<ContractTarget> => {
+    const { srv, nc } = await nats();
+    const clock = new FakeClock();
+    const dbName = `agentmesh_contract_${ulid().toLowerCase()}`;
+    const repos = await createMongoRepositories(mongodbUri, { mongodbUri, sessionTtlMs: SESSION_TTL_MS }, { now: clock.now, dbName });
+    return {
+      repos, nc, clock,
+      close: async () => {
+        await repos.close();
+        const conn = await mongoose.createConnection(mongodbUri, { dbName, serverSelectionTimeoutMS: 5000 }).asPromise();
+        await conn.dropDatabase().catch(() => undefined);
+        await conn.close();
+        await nc.close();
+        await srv.stop();
+      },
+    };
+  }, { skip: { [OUTAGE]: 'the test cannot stop the MongoDB at MONGODB_URI; the outage case runs on jongodb' } });
+} else {
+  describe('repository contract: MongoDB at MONGODB_URI', () => {
+    const reason = 'MONGODB_URI not set: set it to a MongoDB (e.g. mongodb://127.0.0.1:27017) to run the contract against a real server';
+    console.warn(`libs/store contract: MongoDB half skipped (${reason})`);
+    it.skip(`runs the repository contract against MongoDB (${reason})`, () => undefined);
+  });
+}
+
+const jongodb = jongodbBinary();
+if ('bin' in jongodb) {
+  describeRepositoryContract('MongoDB wire protocol (jongodb, in-memory)', async (): Promise<ContractTarget> => {
+    const mongo = await startJongodb();
+    const { srv, nc } = await nats();
+    const clock = new FakeClock();
+    const config = { mongodbUri: mongo.uri, sessionTtlMs: SESSION_TTL_MS, mongodbServerSelectionTimeoutMs: 1500 };
+    const repos = await createMongoRepositories(mongo.uri, config, { now: clock.now, dbName: 'agentmesh_contract' });
+    return {
+      repos, nc, clock,
+      outage: { down: () => mongo.kill(), up: () => mongo.restart() },
+      close: async () => { await repos.close(); await mongo.stop(); await nc.close(); await srv.stop(); },
+    };
+  });
+} else {
+  describe('repository contract: MongoDB wire protocol (jongodb, in-memory)', () => {
+    console.warn(`libs/store contract: jongodb half skipped (${jongodb.missing})`);
+    it.skip(`runs the repository contract against jongodb (${jongodb.missing})`, () => undefined);
+  });
+}
