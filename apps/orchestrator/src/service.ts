@@ -1,11 +1,14 @@
 import { CONSUMERS } from '#libs/contracts';
 import type { ServiceDefinition } from '#libs/messaging';
+import { ApprovalProjection } from './approvals.js';
 import { CommandsController } from './commands.controller.js';
+import { PlannerSessions } from './planner-sessions.js';
 import { RunIndexWriter } from './run-index.js';
 import { RunEngine } from './run-engine.service.js';
 
 export const orchestrator: ServiceDefinition = {
   service: 'orchestrator',
-  module: { controllers: [CommandsController], providers: [RunEngine, RunIndexWriter] },
-  consumers: [CONSUMERS.orchestrator],
+  module: { controllers: [CommandsController], providers: [RunEngine, RunIndexWriter, ApprovalProjection, PlannerSessions] },
+  // commands, and the durable approval timers (nak'd until due: see RunEngine.approvalTimeout)
+  consumers: [CONSUMERS.orchestrator, CONSUMERS.approvalTimers],
 };

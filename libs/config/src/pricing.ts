@@ -120,6 +120,25 @@ export function llmWorstCaseUsd(p: PriceTable, model: string, inputTokens: numbe
   return ceilUsd((inputTokens * m.inputPer1M + out * m.outputPer1M) / MICRO);
 }
 
+/**
+ * The price used for a worst case when the model is not known in advance (the router picks it from
+ * a hint): the dearest input and output prices of the table (listed models and the default).
+ */
+export function dearestModelPrice(p: PriceTable): ModelPrice {
+  let inputPer1M = p.defaultModel.inputPer1M;
+  let outputPer1M = p.defaultModel.outputPer1M;
+  for (const m of Object.values(p.models)) {
+    inputPer1M = Math.max(inputPer1M, m.inputPer1M);
+    outputPer1M = Math.max(outputPer1M, m.outputPer1M);
+  }
+  return { inputPer1M, outputPer1M };
+}
+
+/** The most an LLM call can cost at a given price: its prompt plus the most output it may produce. */
+export function llmWorstCaseAtPrice(m: ModelPrice, inputTokens: number, maxOutputTokens: number): number {
+  return ceilUsd((inputTokens * m.inputPer1M + maxOutputTokens * m.outputPer1M) / MICRO);
+}
+
 /** What an LLM call cost, from its reported token usage. */
 export function llmCostUsd(p: PriceTable, model: string, usage: { inputTokens: number; outputTokens: number }): number {
   const m = modelPrice(p, model);

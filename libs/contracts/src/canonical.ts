@@ -10,3 +10,10 @@ export function canonicalJson(v: unknown): string {
 }
 
 export const digestOf = (v: unknown): string => createHash('sha256').update(canonicalJson(v)).digest('hex');
+
+/**
+ * The hash an approval is bound to: sha256 of the canonical `{tool: "name@version", args}`. A
+ * granted approval lets exactly that call proceed; any other version or argument needs its own.
+ */
+export const approvalArgsHash = (tool: { name: string; version: string }, args: unknown): string =>
+  digestOf({ tool: `${tool.name}@${tool.version}`, args: args ?? null });

@@ -30,6 +30,23 @@ export interface CommandMap {
     args: JsonValue;
     /** The run's session, when it has one: the memory builtins keep their entries under it. */
     sessionId?: string;
+    /**
+     * For a tool with a credential: the delegation minted by the credential-broker for this call
+     * (a short-lived, single-use compact JWT, audience `agentmesh-tool-runner`). Added at dispatch;
+     * never journaled or logged. Only the tool-runner redeems it.
+     */
+    delegation?: string;
+    /**
+     * Set instead of `delegation` when the broker refused to mint one (the credential is revoked,
+     * does not allow the tool...): the tool-runner fails the call with this code, closed.
+     */
+    credentialError?: ToolError;
+    /**
+     * Set when a human approved this call: the approval and the hash it was bound to
+     * (approvalArgsHash of the tool name@version and these args), so the executor can check that
+     * it runs exactly what was approved.
+     */
+    approval?: { approvalId: string; argsHash: string };
   };
   /**
    * tool-runner → orchestrator: the outcome of one tool call. A result over 64 KiB is offloaded to
@@ -43,6 +60,27 @@ export interface CommandMap {
     callKey: string;
     durationMs: number;
   } & ({ ok: true; result: JsonValue; resultRef?: string } | { ok: false; error: ToolError });
+
+  /**
+   * gateway → orchestrator: a human's decision on a pending approval. Folded into the journal as
+   * `approval.granted` / `approval.denied` only while the approval is pending and not yet due
+   * (`expiresAt`); otherwise it changes nothing (the read model shows what happened instead).
+   */
+  'approval.decide': {
+    tenantId: string;
+    runId: string;
+    approvalId: string;
+    decision: 'approve' | 'deny';
+    /** The API key id of the approver. */
+    by: string;
+    reason?: string;
+  };
+  /**
+   * orchestrator → orchestrator: the durable timer of a pending approval, on the AGENTMESH_TIMERS
+   * stream. Delivered before `expiresAt` it is nak'd with the remaining delay; once due it expires
+   * the approval if nobody decided it (`approval.expired`, then the run fails `approval_expired`).
+   */
+  'approval.timeout': { tenantId: string; runId: string; approvalId: string; expiresAt: string };
 }
 
 export type CommandName = keyof CommandMap;

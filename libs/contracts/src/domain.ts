@@ -81,6 +81,11 @@ export interface PinnedTool {
   name: string;
   version: string;
   riskTier: RiskTier;
+  /**
+   * The credential the tool is called with (name and the scopes it asks for), from its definition.
+   * The orchestrator asks the credential-broker for a delegation of it for each call.
+   */
+  credential?: { name: string; scopes: string[] };
 }
 
 export interface GraphStep {
@@ -92,7 +97,53 @@ export interface GraphStep {
 export interface AgentLimits {
   maxSteps?: number;
   budgetUsd?: number;
+  /**
+   * How long a human has to decide an approval before it expires (no decision means deny).
+   * Default DEFAULT_APPROVAL_TIMEOUT_SECONDS (3600 s), counted from the `at` of the recorded
+   * `approval.requested` event.
+   */
   approvalTimeoutSeconds?: number;
+  /**
+   * Risk tiers whose calls wait for a human approval, on top of `irreversible` (which always
+   * does). `['write']` makes every write-tier call of this agent's runs ask first. The tier comes
+   * from the tool version pinned at run start; the list is pinned with the agent version in
+   * `run.created`, so replaying a run decides the same way.
+   */
+  requireApprovalFor?: RiskTier[];
+}
+
+/** Default of `limits.approvalTimeoutSeconds`. */
+export const DEFAULT_APPROVAL_TIMEOUT_SECONDS = 3600;
+
+/** State of an approval (REST `status`). */
+export type ApprovalStatus = 'pending' | 'approved' | 'denied' | 'expired';
+export const APPROVAL_STATUSES: readonly ApprovalStatus[] = ['pending', 'approved', 'denied', 'expired'];
+
+/**
+ * One approval as the read model (KV bucket `am_approvals`, key `<tenant>.<approvalId>`) holds it:
+ * a projection of the run's journal written by the orchestrator, rebuildable by replay.
+ */
+export interface ApprovalRecord {
+  id: string;
+  tenantId: string;
+  runId: string;
+  /** The step the call is for, and its idempotency key (stable from request to dispatch). */
+  step: number;
+  callKey: string;
+  tool: string;
+  version: string;
+  args: JsonValue;
+  /** sha256 binding the approval to the exact tool name@version and canonical args (approvalArgsHash). */
+  argsHash: string;
+  riskTier: RiskTier;
+  status: ApprovalStatus;
+  createdAt: string;
+  expiresAt: string;
+  /** When it was approved, denied or expired. */
+  decidedAt?: string;
+  /** The API key id that approved or denied. */
+  decidedBy?: string;
+  reason?: string;
 }
 
 /** One immutable version of an agent definition. */

@@ -1,4 +1,6 @@
 import type { AgentSpec, Cost, JsonValue, PinnedTool, RiskTier, RunError } from './domain.js';
+import type { ModelHint } from './inference.js';
+import type { PlannerDecidedData, SessionContext } from './planner.js';
 
 /** Schema version of journal payloads; carried in the `am-schema` header of every event. */
 export const JOURNAL_SCHEMA_VERSION = 1;
@@ -11,14 +13,29 @@ export interface JournalEventData {
     sessionId?: string;
     metadata?: Record<string, string>;
   };
-  'run.started': { tools: Record<string, PinnedTool> };
-  'step.started': { kind: 'tool'; stepId?: string; tool: string; args: JsonValue } | { kind: 'llm'; model: string };
+  /**
+   * `session`: the session's earlier turns and planner memory, read when the run started (runs of
+   * non-graph planners with a `sessionId`); replay uses what is recorded here.
+   */
+  'run.started': { tools: Record<string, PinnedTool>; session?: SessionContext };
+  /**
+   * A step begins: a tool call (`toolCallId`: the LLM tool call it answers, under `react`) or an
+   * LLM call (`model`: the agent's model or `auto`, the router choosing by `hint`).
+   */
+  'step.started': { kind: 'tool'; stepId?: string; tool: string; args: JsonValue; toolCallId?: string } | { kind: 'llm'; model: string; hint?: ModelHint };
   'tool.called': { callKey: string; tool: string; version: string; riskTier: RiskTier };
   'tool.completed': { callKey: string; result: JsonValue; durationMs: number; resultRef?: string };
   'tool.failed': { callKey: string; error: { code: string; message: string; details?: JsonValue }; durationMs: number };
   'llm.called': { callKey: string; model: string; replica?: string };
+  /** Streamed text (coalesced), a preview: `llm.completed` is what counts. Also a planner's partial outputs. */
   'llm.delta': { callKey: string; text: string };
-  'llm.completed': { callKey: string; message: JsonValue; usage: { inputTokens: number; outputTokens: number }; costUsd: number };
+  /** `message`: the assistant message (`{role, content, tool_calls?}`); `model`/`replica`: who answered. */
+  'llm.completed': {
+    callKey: string; message: JsonValue; usage: { inputTokens: number; outputTokens: number }; costUsd: number;
+    model?: string; replica?: string; finishReason?: string;
+  };
+  /** An external planner's answer (planner.v1), recorded before it is acted on. */
+  'planner.decided': PlannerDecidedData;
   'approval.requested': { approvalId: string; callKey: string; tool: string; version: string; args: JsonValue; argsHash: string; riskTier: RiskTier; expiresAt: string };
   'approval.granted': { approvalId: string; by: string; reason?: string };
   'approval.denied': { approvalId: string; by: string; reason?: string };
@@ -38,7 +55,7 @@ export const JOURNAL_EVENT_TYPES = [
   'run.created', 'run.started', 'step.started', 'tool.called', 'tool.completed', 'tool.failed',
   'llm.called', 'llm.delta', 'llm.completed', 'approval.requested', 'approval.granted',
   'approval.denied', 'approval.expired', 'budget.reserved', 'budget.settled',
-  'run.cancel_requested', 'run.completed', 'run.failed', 'run.cancelled',
+  'run.cancel_requested', 'run.completed', 'run.failed', 'run.cancelled', 'planner.decided',
 ] as const satisfies readonly JournalEventType[];
 
 export const TERMINAL_EVENT_TYPES: readonly JournalEventType[] = ['run.completed', 'run.failed', 'run.cancelled'];

@@ -26,3 +26,7 @@ export const runKeyString = (k: RunKey): string => `${k.tenantId}.${k.runId}`;
  * retries, redeliveries and recovery.
  */
 export const callKey = (runId: string, step: number, call = 0): string => `${runId}:${step}:${call}`;
+
+/** Approval ids: `apr_` + 32 hex digits, derived by the engine from the call key and the args hash. */
+export const APPROVAL_ID = /^apr_[0-9a-f]{32}$/;
+export const isApprovalId = (s: unknown): s is string => typeof s === 'string' && APPROVAL_ID.test(s);

@@ -54,6 +54,7 @@ export const agentBodySchema = {
         maxSteps: { type: 'integer', minimum: 1, maximum: 10_000 },
         budgetUsd: { type: 'number', exclusiveMinimum: 0 },
         approvalTimeoutSeconds: { type: 'integer', minimum: 1, maximum: 604_800 },
+        requireApprovalFor: { type: 'array', uniqueItems: true, maxItems: 3, items: { enum: ['read', 'write', 'irreversible'] } },
       },
     },
     steps: { type: 'array', items: graphStep, maxItems: 1000 },
@@ -106,4 +107,58 @@ export const cancelRunBodySchema = {
   type: 'object',
   additionalProperties: false,
   properties: { reason: { type: 'string', maxLength: 1000 } },
+} as const;
+
+/** POST /v1/tenants/{t}/approvals/{id}. */
+export const decideApprovalBodySchema = {
+  $id: 'agentmesh/decide-approval-body',
+  type: 'object',
+  additionalProperties: false,
+  required: ['decision'],
+  properties: {
+    decision: { enum: ['approve', 'deny'] },
+    reason: { type: 'string', maxLength: 1024 },
+  },
+} as const;
+
+/**
+ * PUT /v1/tenants/{t}/policy: the tenant's own rules, replacing the stored ones. `revision` (from
+ * GET) makes the write conditional: 409 when the policy changed since. Rules are checked further
+ * by libs/policy (operation ids, condition syntax); the tenant is the path's, never the body's.
+ */
+export const policyBodySchema = {
+  $id: 'agentmesh/policy-body',
+  type: 'object',
+  additionalProperties: false,
+  required: ['rules'],
+  properties: {
+    revision: { type: 'integer', minimum: 0 },
+    rules: {
+      type: 'array',
+      maxItems: 500,
+      items: {
+        oneOf: [
+          {
+            type: 'object', additionalProperties: false, required: ['kind', 'subject', 'operation', 'effect'],
+            properties: {
+              kind: { const: 'permission' },
+              subject: { type: 'string', minLength: 1, maxLength: 128 },
+              operation: { type: 'string', minLength: 1, maxLength: 64 },
+              access: { enum: ['read', 'write', '*'] },
+              when: { type: 'string', minLength: 1, maxLength: 512 },
+              effect: { enum: ['allow', 'deny'] },
+            },
+          },
+          {
+            type: 'object', additionalProperties: false, required: ['kind', 'subject', 'role'],
+            properties: {
+              kind: { const: 'role' },
+              subject: { type: 'string', minLength: 1, maxLength: 128 },
+              role: { type: 'string', minLength: 1, maxLength: 128 },
+            },
+          },
+        ],
+      },
+    },
+  },
 } as const;

@@ -15,13 +15,14 @@ function isOutsideResult(e: AnyJournalEvent, s: RunState): boolean {
   switch (e.type) {
     case 'run.created': case 'run.started': case 'tool.completed': case 'tool.failed':
     case 'run.cancel_requested': case 'approval.granted': case 'approval.denied': case 'approval.expired':
-    case 'llm.called': case 'llm.delta': case 'llm.completed': case 'budget.reserved': case 'budget.settled':
+    case 'llm.delta': case 'llm.completed': case 'budget.reserved': case 'budget.settled': case 'planner.decided':
       return true;
     case 'run.cancelled':
       return !s.cancelRequested; // an immediate cancel comes from a command
     case 'run.failed':
-      // failing to resolve tools at start is an I/O outcome; so is a refused budget reservation
-      return s.status === 'queued' || e.data.error.code === 'budget_exceeded';
+      // failing to resolve tools at start is an I/O outcome; so is a refused budget reservation, and
+      // an LLM call the model or router refused for good (the call was in flight)
+      return s.status === 'queued' || e.data.error.code === 'budget_exceeded' || !!s.llmCall;
     default:
       return false;
   }

@@ -4,13 +4,22 @@ import { jetstream, type Consumer, type ConsumerMessages, type JsMsg } from '@na
 import type { Msg, MsgHdrs, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { lastValueFrom, throwError, type Observable } from 'rxjs';
 import {
-  AgentmeshError, HEADERS, rpcQueueGroup, rpcSubject, type CommandMap, type CommandName, type RpcMap, type RpcName, type WireError,
+  AgentmeshError, HEADERS, isTenantId, rpcQueueGroup, rpcSubject, type CommandMap, type CommandName, type RpcMap, type RpcName, type WireError,
 } from '#libs/contracts';
 import { childTraceparent, metrics, runWithTrace, safeId, type Logger, type TraceContext } from '#libs/telemetry';
 import { decodeJson, encodeJson } from './codec.js';
 import { fateOf } from './errors.js';
 
 const CMD = 'cmd:';
+
+/** A command whose tenant ids disagree (see tenantMismatch); it is terminated, never handled. */
+export class TenantMismatchError extends Error {
+  override name = 'TenantMismatchError';
+  readonly code = 'tenant_mismatch';
+  constructor(message: string, opts: { cause?: unknown } = {}) {
+    super(message, opts);
+  }
+}
 const RPC = 'rpc:';
 
 type HandlerDecorator<T, R> = <M extends (data: T, ...rest: never[]) => R>(target: object, key: string | symbol, d: TypedPropertyDescriptor<M>) => void;
@@ -100,6 +109,32 @@ export function traceOfMessage(h: MsgHdrs | undefined, data: unknown): TraceCont
 }
 
 /**
+ * Whether a message's tenant ids agree; the reason they do not, otherwise.
+ *
+ * Commands (`cmd.v1.<service>.<tenant>.<runId>...`, `timer.v1.<service>.<tenant>.<runId>...`) carry
+ * the tenant three times: in the subject, in the `am-tenant` header and in the payload's
+ * `tenantId`. The subject and the payload must name the same valid tenant, and the header, when
+ * present, too. RPC requests have no tenant in the subject: the header, when present, must equal
+ * the payload's `tenantId`, when present. A message that fails is never handled: a forged or
+ * corrupted id could otherwise make a service act for one tenant on another tenant's resources.
+ */
+export function tenantMismatch(kind: 'command' | 'rpc', subject: string, headerTenant: string | undefined, data: unknown): string | undefined {
+  const body = data && typeof data === 'object' && !Array.isArray(data) ? (data as { tenantId?: unknown }) : undefined;
+  const payloadTenant = body?.tenantId;
+  if (kind === 'rpc') {
+    if (headerTenant === undefined || payloadTenant === undefined) return undefined;
+    return payloadTenant === headerTenant ? undefined : 'the am-tenant header and the payload tenantId disagree';
+  }
+  const tokens = subject.split('.');
+  const subjectTenant = tokens.length >= 5 && tokens[1] === 'v1' ? tokens[3] : undefined;
+  if (subjectTenant === undefined || !isTenantId(subjectTenant)) return 'the subject carries no tenant';
+  if (typeof payloadTenant !== 'string') return 'the payload carries no tenantId';
+  if (payloadTenant !== subjectTenant) return 'the subject tenant and the payload tenantId disagree';
+  if (headerTenant !== undefined && headerTenant !== subjectTenant) return 'the am-tenant header and the subject tenant disagree';
+  return undefined;
+}
+
+/**
  * NestJS transport strategy over JetStream: durable work consumers for commands (explicit ack,
  * redelivery after ack-wait, fate decided by `fateOf`) and core NATS request/reply with a queue
  * group for RPC. Unlike Nest's built-in NATS transport it is durable: a command is acknowledged
@@ -158,6 +193,11 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
     let reply: { ok: true; value: unknown } | { ok: false; error: WireError };
     try {
       const data = decodeJson<unknown>(msg.data);
+      const mismatch = tenantMismatch('rpc', msg.subject, msg.headers?.get(HEADERS.tenant) || undefined, data);
+      if (mismatch) {
+        this.opts.logger.error({ rpc: name, subject: msg.subject, reason: mismatch }, 'refused an RPC request whose tenant ids disagree');
+        throw new AgentmeshError('permission_denied', `tenant mismatch: ${mismatch}`, { reason: 'tenant_mismatch' });
+      }
       const value = await runWithTrace(traceOfMessage(msg.headers, data), async () => this.result(await handler(data, new BaseRpcContext([msg]))));
       reply = { ok: true, value };
     } catch (e) {
@@ -194,12 +234,14 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
     let outcome: string;
     let trace: TraceContext | undefined;
     if (!handler) {
-      m.term(`no handler for "${name}"`);
+      m.term(); // no reason on the wire: nats-server 2.9 does not recognise `+TERM <reason>` and redelivers
       this.opts.logger.error({ subject: m.subject, type: name }, 'dropped a command nobody handles');
       outcome = 'term';
     } else {
       try {
         const data = decodeJson<unknown>(m.data);
+        const mismatch = tenantMismatch('command', m.subject, m.headers?.get(HEADERS.tenant) || undefined, data);
+        if (mismatch) throw new TenantMismatchError(mismatch);
         trace = traceOfMessage(m.headers, data);
         await runWithTrace(trace, async () => this.result(await handler(data, new JsContext([m]))));
         m.ack();
@@ -207,7 +249,9 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
       } catch (e) {
         const fate = e instanceof SyntaxError
           ? { kind: 'term' as const, reason: 'payload is not valid JSON' }
-          : fateOf(e, m.info.deliveryCount, this.opts.maxDeliveries ?? 50);
+          : e instanceof TenantMismatchError
+            ? { kind: 'term' as const, reason: `tenant mismatch: ${e.message}` }
+            : fateOf(e, m.info.deliveryCount, this.opts.maxDeliveries ?? 50);
         const log = () => {
           if (fate.kind === 'nak') {
             if (fate.counts) this.opts.logger.warn({ err: e, subject: m.subject, delivery: m.info.deliveryCount }, 'command failed; will retry');
@@ -216,7 +260,7 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
           }
         };
         if (fate.kind === 'nak') m.nak(fate.delayMs);
-        else if (fate.kind === 'term') m.term(fate.reason);
+        else if (fate.kind === 'term') m.term(); // the reason is logged below (2.9 ignores `+TERM <reason>`)
         if (trace) runWithTrace(trace, log); else log();
         outcome = fate.kind;
       }
