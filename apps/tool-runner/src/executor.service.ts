@@ -1,10 +1,11 @@
 import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
-  BUCKETS, SchemaValidator, type CommandMap, type JsonObject, type JsonValue, type ToolRecord,
+  AgentmeshError, BUCKETS, CREDENTIAL_FAILURES, SchemaValidator, type CommandMap, type CredentialInjection, type JsonObject, type JsonValue,
+  type ToolRecord,
 } from '#libs/contracts';
 import type { AppConfig } from '#libs/config';
-import { CommandBus, CONFIG, LOGGER, NATS, openBucket } from '#libs/messaging';
+import { CommandBus, CONFIG, LOGGER, NATS, openBucket, RetryLaterError, RpcClient } from '#libs/messaging';
 import { KvDocuments } from '#libs/store';
 import { metrics, type Logger } from '#libs/telemetry';
 import { BUILTINS, BuiltinError } from './builtins.js';
@@ -23,6 +24,11 @@ interface CallRecord {
 }
 
 const MAX_ATTEMPTS = 3;
+/** Redeeming may fetch an OAuth token (the broker gives that 4 s). */
+const REDEEM_TIMEOUT_MS = 8000;
+const CREDENTIAL_CODES = new Set<string>(CREDENTIAL_FAILURES);
+
+type CredentialGrant = { ok: true; inject?: CredentialInjection } | { ok: false; outcome: CallOutcome };
 
 /** The part of a JetStream message context the executor uses (a stub in tests). */
 export interface WorkContext { working(): void }
@@ -37,6 +43,7 @@ export interface WorkContext { working(): void }
 @Injectable()
 export class ToolExecutor implements OnModuleInit {
   private bus!: CommandBus;
+  private credentials!: RpcClient;
   private records!: KvDocuments<CallRecord>;
   private readonly validator = new SchemaValidator();
 
@@ -52,6 +59,7 @@ export class ToolExecutor implements OnModuleInit {
 
   async onModuleInit(): Promise<void> {
     this.bus = new CommandBus(this.nc);
+    this.credentials = new RpcClient(this.nc, REDEEM_TIMEOUT_MS);
     this.records = new KvDocuments(await openBucket(this.nc, BUCKETS.toolCalls));
   }
 
@@ -153,14 +161,53 @@ export class ToolExecutor implements OnModuleInit {
       }
       case 'http': {
         const policy = this.registry.egressPolicy(tool.egress);
-        return this.beating(ctx, () => this.retrying(() => httpAttempt(t.url, cmd.args, cmd.callKey, policy, tool.timeoutMs)));
+        return this.beating(ctx, async () => {
+          const grant = await this.credential(cmd, tool);
+          if (!grant.ok) return grant.outcome;
+          return this.retrying(() => httpAttempt(t.url, cmd.args, cmd.callKey, policy, tool.timeoutMs, {}, grant.inject));
+        });
       }
       case 'mcp':
-        return this.beating(ctx, () => this.callMcp(cmd, tool, t));
+        return this.beating(ctx, async () => {
+          const grant = await this.credential(cmd, tool);
+          if (!grant.ok) return grant.outcome;
+          return this.callMcp(cmd, tool, t, grant.inject);
+        });
     }
   }
 
-  private async callMcp(cmd: CommandMap['tool.execute'], tool: ToolRecord, t: { url: string; tool: string }): Promise<CallOutcome> {
+  /**
+   * The credential of a tool that has one: its delegation (minted for this call by the
+   * credential-broker, carried by the command) is redeemed now, once for all attempts, and the
+   * header comes back to be put on the tool's request only. Every refusal fails the call closed
+   * with the broker's reason as the code (`credential_revoked`, `delegation_replayed`...); a broker
+   * that does not answer makes the call wait (the command comes back) until the delegation expires.
+   */
+  private async credential(cmd: CommandMap['tool.execute'], tool: ToolRecord): Promise<CredentialGrant> {
+    const ref = tool.credential;
+    if (!ref) return { ok: true };
+    const refused = (code: string, message: string): CredentialGrant => ({
+      ok: false, outcome: this.fail(CREDENTIAL_CODES.has(code) ? code : 'credential_unavailable', message),
+    });
+    if (cmd.credentialError) return refused(cmd.credentialError.code, cmd.credentialError.message);
+    if (!cmd.delegation) {
+      return refused('credential_missing', `tool ${tool.name}@${tool.version} needs credential ${ref.name}, and the call carries no delegation for it`);
+    }
+    try {
+      const r = await this.credentials.call('credentials.redeem', {
+        tenantId: cmd.tenantId, tool: { name: tool.name, version: tool.version }, credentialName: ref.name, delegation: cmd.delegation,
+      });
+      return { ok: true, inject: r.inject };
+    } catch (e) {
+      if (!(e instanceof AgentmeshError)) throw e;
+      const reason = e.extra.reason;
+      if (reason && CREDENTIAL_CODES.has(reason)) return refused(reason, e.message);
+      if (e.code === 'unavailable') throw new RetryLaterError('the credential broker is unavailable; the call waits for it', 1000, { cause: e });
+      return refused('credential_unavailable', `credential ${ref.name} could not be used: ${e.message}`);
+    }
+  }
+
+  private async callMcp(cmd: CommandMap['tool.execute'], tool: ToolRecord, t: { url: string; tool: string }, credential?: CredentialInjection): Promise<CallOutcome> {
     if (!tool.mcpDigest) {
       return this.fail('tool_definition_unknown', `tool ${tool.name}@${tool.version} was registered without its MCP definition digest; register a new version`);
     }
@@ -170,7 +217,7 @@ export class ToolExecutor implements OnModuleInit {
     const expectedDigest = tool.mcpDigest;
     const seen: { changed: boolean; served: string | null } = { changed: false, served: null };
     const outcome = await this.retrying(async () => {
-      const r = await this.mcp.invoke({ url: t.url, tool: t.tool, args, expectedDigest, policy, timeoutMs: tool.timeoutMs, idempotencyKey: cmd.callKey });
+      const r = await this.mcp.invoke({ url: t.url, tool: t.tool, args, expectedDigest, policy, timeoutMs: tool.timeoutMs, idempotencyKey: cmd.callKey, credential });
       if (r.changed) {
         Object.assign(seen, { changed: true, served: r.served });
         return this.fail('tool_definition_changed', `the MCP server at ${t.url} now serves ${r.served === null ? 'no tool' : 'another definition of the tool'} "${t.tool}"; tool ${tool.name} is disabled until a new version is registered`);

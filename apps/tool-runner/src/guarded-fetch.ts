@@ -60,6 +60,21 @@ export interface EgressPolicy {
   maxRedirects?: number;
   /** Called when a body passes `maxResponseBytes` (the body stream errors as well). */
   onTooLarge?: (e: ResponseTooLargeError) => void;
+  /**
+   * Headers that carry a credential (say a tool's api-key header): a followed redirect to another
+   * origin drops them, as it drops `authorization`, `proxy-authorization` and `cookie` always.
+   */
+  sensitiveHeaders?: readonly string[];
+}
+
+const ALWAYS_SENSITIVE = ['authorization', 'proxy-authorization', 'cookie'];
+
+/** The request init without credential headers, for a redirect hop that leaves the origin. */
+function withoutCredentials(init: RequestInit, extra: readonly string[] = []): RequestInit {
+  const drop = new Set([...ALWAYS_SENSITIVE, ...extra.map((h) => h.toLowerCase())]);
+  const headers: Record<string, string> = {};
+  new Headers(init.headers).forEach((v, k) => { if (!drop.has(k.toLowerCase())) headers[k] = v; });
+  return { ...init, headers };
 }
 
 export type FetchLike = (url: string | URL, init?: RequestInit) => Promise<Response>;
@@ -219,7 +234,9 @@ export function guardedFetch(policy: EgressPolicy): FetchLike {
       await res.body?.cancel().catch(() => undefined);
       if (req.redirect === 'error') throw new TypeError(`redirect to ${location} refused (redirect: 'error')`);
       if (hop >= max) throw new TypeError(`more than ${max} redirects`);
-      url = new URL(location, url);
+      const next = new URL(location, url);
+      if (next.origin !== url.origin) req = withoutCredentials(req, policy.sensitiveHeaders);
+      url = next;
       if (res.status === 303 || ((res.status === 301 || res.status === 302) && (req.method ?? 'GET').toUpperCase() === 'POST')) {
         req = { ...req, method: 'GET', body: null };
       }

@@ -2,9 +2,9 @@ import { Inject, Injectable, Optional } from '@nestjs/common';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
-import { AgentmeshError, digestOf, invalid, unavailable, type JsonObject, type JsonValue } from '#libs/contracts';
+import { AgentmeshError, digestOf, invalid, unavailable, type CredentialInjection, type JsonObject, type JsonValue } from '#libs/contracts';
 import { EgressDeniedError, guardedFetch, ResponseTooLargeError, type EgressPolicy, type FetchLike, type ResolveAll } from './guarded-fetch.js';
-import { egressFailure, tooLargeFailure, type CallOutcome } from './http-transport.js';
+import { egressFailure, redactCredential, tooLargeFailure, type CallOutcome } from './http-transport.js';
 
 /** Optional knobs of the tool-runner's providers (tests set them; the service uses the defaults). */
 export const TOOL_RUNNER_OPTIONS = Symbol('TOOL_RUNNER_OPTIONS');
@@ -78,10 +78,21 @@ export class McpClientService {
   /**
    * Calls `tool` unless the server now serves a definition other than `expectedDigest` (then
    * `changed`, nothing is called). Failures come back as outcomes; `retryable` is set only for
-   * failures before the tool was called.
+   * failures before the tool was called. `credential` (a redeemed delegation's header) is sent on
+   * every request of the session to the server's origin, never across a redirect to another one,
+   * and its secret never appears in the outcome.
    */
   async invoke(req: {
     url: string; tool: string; args: JsonObject; expectedDigest: string; policy: EgressPolicy; timeoutMs: number; idempotencyKey: string;
+    credential?: CredentialInjection;
+  }): Promise<McpInvocation> {
+    const r = await this.invokeOnce(req);
+    return r.changed ? r : { changed: false, outcome: redactCredential(r.outcome, req.credential) };
+  }
+
+  private async invokeOnce(req: {
+    url: string; tool: string; args: JsonObject; expectedDigest: string; policy: EgressPolicy; timeoutMs: number; idempotencyKey: string;
+    credential?: CredentialInjection;
   }): Promise<McpInvocation> {
     const cached = this.fresh(req.url);
     if (cached) {
@@ -101,7 +112,7 @@ export class McpClientService {
           { signal, timeout: req.timeoutMs },
         );
         return { changed: false, outcome: mapCallResult(res) };
-      });
+      }, req.credential);
     } catch (e) {
       if (e instanceof McpFailure) return { changed: false, outcome: e.outcome };
       throw e;
@@ -134,6 +145,7 @@ export class McpClientService {
   private async session<T>(
     url: string, policy: EgressPolicy, timeoutMs: number, idempotencyKey: string | undefined,
     fn: (client: Client, signal: AbortSignal, enterCall: () => void) => Promise<T>,
+    credential?: CredentialInjection,
   ): Promise<T> {
     const timeout = AbortSignal.timeout(timeoutMs);
     const stop = new AbortController();
@@ -142,6 +154,7 @@ export class McpClientService {
     let tooLarge: ResponseTooLargeError | undefined;
     const base = guardedFetch({
       ...policy,
+      sensitiveHeaders: credential ? [credential.header] : [],
       onTooLarge: (e) => { tooLarge = e; stop.abort(e); },
     });
     const fetchFn: FetchLike = async (u, init = {}) => {
@@ -154,7 +167,9 @@ export class McpClientService {
     };
     const transport = new StreamableHTTPClientTransport(new URL(url), {
       fetch: fetchFn,
-      requestInit: idempotencyKey ? { headers: { 'idempotency-key': idempotencyKey } } : undefined,
+      requestInit: idempotencyKey || credential
+        ? { headers: { ...(credential ? { [credential.header.toLowerCase()]: credential.value } : {}), ...(idempotencyKey ? { 'idempotency-key': idempotencyKey } : {}) } }
+        : undefined,
       reconnectionOptions: { maxRetries: 0, initialReconnectionDelay: 1000, maxReconnectionDelay: 1000, reconnectionDelayGrowFactor: 1 },
     });
     const client = new Client({ name: 'agentmesh-tool-runner', version: '1.0.0' });

@@ -176,7 +176,11 @@ export class ToolRegistry implements OnModuleInit, OnModuleDestroy {
       if (version === undefined) version = (await this.latest.get(tenantId, 'latest', name))?.version;
       const rec = version === undefined ? null : await this.get(tenantId, name, version);
       if (!rec) throw invalid(`tool "${ref}" is not registered`, [{ field: 'tools', message: `unknown tool ${ref}` }]);
-      out[name] = { name, version: rec.version, riskTier: rec.riskTier };
+      out[name] = {
+        name, version: rec.version, riskTier: rec.riskTier,
+        // the orchestrator mints a delegation of this credential for each call (never the secret)
+        ...(rec.credential ? { credential: { name: rec.credential.name, scopes: [...(rec.credential.scopes ?? [])] } } : {}),
+      };
     }
     return out;
   }
