@@ -35,6 +35,7 @@ export {
 } from './condition.js';
 export { normalizeRule, ruleKey, type TenantRule, type PermissionRule, type RoleAssignment } from './rules.js';
 export { InMemoryPolicyAdapter, type PolicyAdapter, type TenantPolicy } from './adapter.js';
+export { KvPolicyAdapter } from './kv-adapter.js';
 export { PolicyRuleError, PolicyConflictError } from './errors.js';
 export {
   NatsPolicyWatcher,

@@ -1,13 +1,14 @@
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Watcher } from 'casbin';
 import { randomUUID } from 'node:crypto';
+import { POLICY_CHANGED_SUBJECT as CHANNEL } from '#libs/contracts';
 
 /**
- * The core-NATS subject on which policy changes are announced. One subject for every tenant: a
- * change triggers a full reload, which is cheap, and a single subject keeps the subscription
- * count flat. (Candidate for `#libs/contracts` channels; pass `subject` to override.)
+ * The core-NATS subject on which policy changes are announced (`svc.v1.policy.changed`, from
+ * `#libs/contracts` channels). One subject for every tenant: a change triggers a full reload,
+ * which is cheap, and a single subject keeps the subscription count flat. Pass `subject` to override.
  */
-export const POLICY_CHANGED_SUBJECT = 'svc.policy.changed';
+export const POLICY_CHANGED_SUBJECT = CHANNEL;
 
 /** The notification payload: who changed the policy and, for information, which tenant. */
 export interface PolicyChangedMessage {
@@ -27,7 +28,7 @@ export interface NatsPolicyWatcherOptions {
 }
 
 /**
- * Casbin Watcher over core NATS. update() publishes on `svc.policy.changed`; every other instance
+ * Casbin Watcher over core NATS. update() publishes on `svc.v1.policy.changed`; every other instance
  * that receives it runs its update callback (PolicyService reloads). A reconnect also runs the
  * callback, since announcements published while disconnected are lost.
  *

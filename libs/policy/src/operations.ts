@@ -88,6 +88,7 @@ const DEFS = {
   'audit.get': { access: 'read', scope: 'tenant', http: { method: 'GET', path: `${T}/audit` }, roles: ALL, summary: 'audit trail' },
   'policy.get': { access: 'read', scope: 'tenant', http: { method: 'GET', path: `${T}/policy` }, roles: ALL, summary: "the tenant's policy rules" },
   'policy.put': { access: 'write', scope: 'tenant', http: { method: 'PUT', path: `${T}/policy` }, roles: OWNER, summary: "replace the tenant's policy rules" },
+  'sessions.get': { access: 'read', scope: 'tenant', http: { method: 'GET', path: `${T}/sessions/{id}` }, roles: ALL, summary: "a session's runs, in order" },
 } as const satisfies Record<string, Def>;
 
 export type OperationId = keyof typeof DEFS;

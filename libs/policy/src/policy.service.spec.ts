@@ -43,6 +43,7 @@ const EXPECTED: Record<OperationId, readonly TenantRole[]> = {
   'audit.get': ALL,
   'policy.get': ALL,
   'policy.put': ['owner'],
+  'sessions.get': ALL,
 };
 const PLATFORM_ADMIN_OPS: readonly OperationId[] = ['tenants.create', 'apikeys.issue', 'apikeys.revoke'];
 

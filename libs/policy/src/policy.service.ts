@@ -223,20 +223,34 @@ export class PolicyService {
   async addTenantRule(tenant: string, rule: TenantRule): Promise<boolean> {
     const r = normalizeRule(tenant, rule);
     const key = ruleKey(r);
-    return this.mutate(tenant, (rules) => (rules.some((x) => ruleKey(x) === key) ? undefined : [...rules, r]));
+    return (await this.mutate(tenant, (rules) => (rules.some((x) => ruleKey(x) === key) ? undefined : [...rules, r]))).changed;
   }
 
   /** Removes a rule from a tenant's policy; false when no identical rule is stored. */
   async removeTenantRule(tenant: string, rule: TenantRule): Promise<boolean> {
     const key = ruleKey(normalizeRule(tenant, rule));
-    return this.mutate(tenant, (rules) => {
+    return (await this.mutate(tenant, (rules) => {
       const rest = rules.filter((x) => ruleKey(x) !== key);
       return rest.length === rules.length ? undefined : rest;
-    });
+    })).changed;
   }
 
-  /** Replaces a tenant's rules (`policy.put`); every rule is validated first. */
-  async replaceTenantRules(tenant: string, rules: readonly TenantRule[]): Promise<void> {
+  /**
+   * One tenant's rules as stored, with the revision to pass back as `expectedRevision` (0: none
+   * stored). Read from the adapter, so it is current even before an announced reload arrives.
+   */
+  async storedTenantPolicy(tenant: string): Promise<TenantPolicy> {
+    if (!isTenantId(tenant)) throw new PolicyRuleError(`"${String(tenant)}" is not a tenant id`, { fields: [{ field: 'tenant', message: 'not a tenant id' }] });
+    return this.adapter.loadTenantPolicy(tenant);
+  }
+
+  /**
+   * Replaces a tenant's rules (`policy.put`); every rule is validated first. With
+   * `expectedRevision` the write happens only if the stored revision still equals it
+   * (PolicyConflictError otherwise: someone changed the policy since the caller read it); without
+   * it the last writer wins. Returns the new revision (the current one when nothing changed).
+   */
+  async replaceTenantRules(tenant: string, rules: readonly TenantRule[], opts: { expectedRevision?: number } = {}): Promise<number> {
     const seen = new Set<string>();
     const next: TenantRule[] = [];
     rules.forEach((rule, i) => {
@@ -256,7 +270,7 @@ export class PolicyService {
         next.push(r);
       }
     });
-    await this.mutate(tenant, () => next);
+    return (await this.mutate(tenant, () => next, opts.expectedRevision)).revision;
   }
 
   /** Decides one operation. Never throws for a malformed request: it is denied with a reason. */
@@ -355,16 +369,25 @@ export class PolicyService {
    * Read-modify-write of one tenant's rules with compare-and-set; `change` returns undefined for
    * "nothing to do". Then reload locally and announce.
    */
-  private async mutate(tenant: string, change: (rules: readonly TenantRule[]) => readonly TenantRule[] | undefined): Promise<boolean> {
+  private async mutate(
+    tenant: string,
+    change: (rules: readonly TenantRule[]) => readonly TenantRule[] | undefined,
+    expected?: number,
+  ): Promise<{ changed: boolean; revision: number }> {
     if (!isTenantId(tenant)) throw new PolicyRuleError(`"${String(tenant)}" is not a tenant id`, { fields: [{ field: 'tenant', message: 'not a tenant id' }] });
+    let revision: number;
     for (let attempt = 1; ; attempt++) {
       const current = await this.adapter.loadTenantPolicy(tenant);
+      if (expected !== undefined && current.revision !== expected) {
+        throw new PolicyConflictError(`the policy of ${tenant} is at revision ${current.revision}, not ${expected}: read it again and retry`);
+      }
       const next = change(current.rules);
-      if (next === undefined) return false;
+      if (next === undefined) return { changed: false, revision: current.revision };
       try {
-        await this.adapter.savePolicy(tenant, next, current.revision);
+        revision = await this.adapter.savePolicy(tenant, next, current.revision);
       } catch (err) {
-        if (err instanceof PolicyConflictError && attempt < this.maxWriteAttempts) continue;
+        // a caller that named the revision it read is told about the race; otherwise retry
+        if (err instanceof PolicyConflictError && expected === undefined && attempt < this.maxWriteAttempts) continue;
         throw err;
       }
       break;
@@ -377,7 +400,7 @@ export class PolicyService {
         this.report(`policy change of ${tenant} was saved but not announced`, err);
       }
     }
-    return true;
+    return { changed: true, revision };
   }
 
   private async build(stored: readonly TenantPolicy[]): Promise<Snapshot> {

@@ -76,7 +76,7 @@ describe('policy changes over NATS', () => {
     expect(elapsed).toBeLessThan(1_000);
   });
 
-  it('announces on svc.policy.changed with the origin instance and the tenant', async () => {
+  it('announces on svc.v1.policy.changed with the origin instance and the tenant', async () => {
     const nc = await connect({ servers: srv.url });
     ncs.push(nc);
     const seen: unknown[] = [];

@@ -1,7 +1,7 @@
 import type { UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
-  agentBodySchema, AgentmeshError, BUCKETS, cancelRunBodySchema, createTenantBodySchema, invalid, isResourceName,
+  agentBodySchema, AgentmeshError, BUCKETS, cancelRunBodySchema, createTenantBodySchema, decideApprovalBodySchema, invalid, isResourceName,
   isRunId, issueKeyBodySchema, notFound, SchemaValidator, startRunBodySchema, toolBodySchema, unavailable, VERSION,
   type AgentSpec, type Role, type ToolRegistration,
 } from '#libs/contracts';
@@ -12,9 +12,15 @@ import type {
   PbListRunsResponse, PbListToolsResponse, PbPutAgentRequest, PbPutAgentResponse, PbPutToolRequest, PbPutToolResponse,
   PbRevokeApiKeyRequest, PbRevokeApiKeyResponse, PbRunEvent, PbRunRequest, PbStartRunRequest, PbStartRunResponse,
   PbTenantRequest, PbToolNameRequest, PbToolSwitchResponse, PbWatchRunRequest,
+  PbDecideApprovalRequest, PbDecideApprovalResponse, PbListApprovalsRequest, PbListApprovalsResponse,
 } from '#libs/sdk';
 import { KvDocuments } from '#libs/store';
 import type { AgentsService } from '../agents/agents.service.js';
+import { AuditLog } from '../audit/audit.service.js';
+import { auditGrpcCalls } from '../audit/grpc-audit.js';
+import { credentialsService } from '../credentials/credentials.grpc.js';
+import { approvalToPb } from '../approvals/approval-pb.js';
+import { approvalStatusParam, ApprovalsService, type DecideApprovalBody } from '../approvals/approvals.service.js';
 import type { RunsService, StartRunBody } from '../runs/runs.service.js';
 import type { ApiKeyRecord, TenantsService } from '../tenants/keys.service.js';
 import { required, serverStream, unary, type CallContext, type CallDeps } from './call.js';
@@ -34,6 +40,10 @@ export interface HandlerServices {
   agents: AgentsService;
   runs: RunsService;
   nc: NatsConnection;
+  /** The gateway's audit trail; one is opened on `nc` when not given. */
+  audit?: AuditLog;
+  /** The REST ApprovalsService; one is made from `nc` and the call deps when not given. */
+  approvals?: ApprovalsService;
 }
 
 /** A resource name from a request: required, and a malformed one is NOT_FOUND (as a malformed REST path segment). */
@@ -216,6 +226,31 @@ export async function createServiceImplementations(s: HandlerServices, deps: Cal
     }),
   };
 
+  let approvals = s.approvals;
+  if (!approvals) {
+    approvals = new ApprovalsService(s.nc, deps.auth, deps.logger);
+    await approvals.onModuleInit();
+  }
+  const decisions = approvals;
+
+  const Approvals = {
+    ListApprovals: unary(m('Approvals', 'ListApprovals'), deps, async (req: PbListApprovalsRequest, ctx: CallContext): Promise<PbListApprovalsResponse> => {
+      await ctx.authorize('approvals.list', req.tenant, undefined);
+      const status = approvalStatusParam(restEnum('APPROVAL_STATUS', req.status));
+      return { approvals: (await decisions.list(req.tenant!, status)).map(approvalToPb) };
+    }),
+    DecideApproval: unary(m('Approvals', 'DecideApproval'), deps, async (req: PbDecideApprovalRequest, ctx: CallContext): Promise<PbDecideApprovalResponse> => {
+      const body = compact({ decision: restEnum('DECISION', req.decision), reason: given(req.reason) });
+      const principal = await ctx.authorize('approvals.decide', req.tenant, body);
+      const id = required(req.approval_id, 'approval_id');
+      const b = v.assert<DecideApprovalBody>('decide-approval', decideApprovalBodySchema, body);
+      ctx.checkpoint();
+      const { approval } = await decisions.decide(principal, req.tenant!, id, b);
+      // not confirmed in time (REST 202): the decision is queued; the approval is returned as it is (pending)
+      return { approval: approvalToPb(approval) };
+    }),
+  };
+
   const notYet = (service: string, methods: string[], rest: string) => Object.fromEntries(methods.map((name) => [
     name,
     unary(m(service, name), deps, async () => {
@@ -223,13 +258,15 @@ export async function createServiceImplementations(s: HandlerServices, deps: Cal
     }),
   ]));
 
-  return {
+  // security-relevant calls go to the audit trail on success, as their REST twins do
+  const audit = s.audit ?? await AuditLog.open(s.nc, deps.logger);
+  return auditGrpcCalls(audit, deps.auth, deps.logger, {
     [`${PKG}.Tenants`]: Tenants,
     [`${PKG}.Tools`]: Tools,
     [`${PKG}.Agents`]: Agents,
     [`${PKG}.Runs`]: Runs,
-    [`${PKG}.Approvals`]: notYet('Approvals', ['ListApprovals', 'DecideApproval'], 'the approvals API'),
-    [`${PKG}.Credentials`]: notYet('Credentials', ['PutCredential', 'ListCredentials'], 'the credentials API'),
+    [`${PKG}.Approvals`]: Approvals,
+    [`${PKG}.Credentials`]: credentialsService(rpc, deps, (name) => m('Credentials', name)),
     [`${PKG}.Budgets`]: notYet('Budgets', ['GetBudget', 'PutBudget', 'GetUsage'], 'the budgets and usage API'),
-  };
+  });
 }

@@ -7,41 +7,75 @@ import type { Request } from 'express';
 import { AgentmeshError, isTenantId } from '#libs/contracts';
 import type { AppConfig } from '#libs/config';
 import { CONFIG, LOGGER, NATS } from '#libs/messaging';
-import { PolicyService, type Decision, type OperationId, type Principal } from '#libs/policy';
+import type { Decision, OperationId, PolicyService, Principal } from '#libs/policy';
 import type { Logger } from '#libs/telemetry';
 import { BudgetStates, type BudgetAdmission } from '../budgets/budget-states.js';
+import { limitMetrics } from '../limits/metrics.js';
+import { TenantRateLimiter } from '../limits/rate-limiter.js';
+import { GatewayPolicy } from '../policy/gateway-policy.js';
 import { TenantsService } from '../tenants/keys.service.js';
 
 const OPERATION = 'agentmesh:operation';
 /** The policy operation a route performs; the guard asks Casbin about it before the handler runs. */
 export const Operation = (op: OperationId) => SetMetadata(OPERATION, op);
+/** The operation a route handler declared with @Operation (undefined for health, readiness, metrics). */
+export const operationOf = (reflector: Reflector, handler: Parameters<Reflector['get']>[1]): OperationId | undefined =>
+  reflector.get<OperationId | undefined>(OPERATION, handler);
 
 export type AuthedRequest = Request & { principal?: Principal };
 export const CurrentPrincipal = createParamDecorator((_: unknown, ctx: ExecutionContext) => ctx.switchToHttp().getRequest<AuthedRequest>().principal);
 
 /**
  * Authentication and authorization for every entry point (REST and gRPC): a bearer key becomes a
- * principal (401 otherwise), and the Casbin policy decides the operation on the tenant (403). A
- * key of another tenant is refused before any lookup, so no data of tenant B is read for tenant A.
+ * principal (401 otherwise), the tenant's request rate is limited (429 / RESOURCE_EXHAUSTED with
+ * `Retry-After`), and the Casbin policy (GatewayPolicy: tenant rules in KV, kept current on every
+ * instance) decides the operation on the tenant (403). A key of another tenant is refused before
+ * any lookup, so no data of tenant B is read for tenant A.
  */
 @Injectable()
 export class Authorizer implements OnModuleInit, OnModuleDestroy {
-  private policy!: PolicyService;
   private readonly budgets: BudgetStates;
+  private readonly limiter: TenantRateLimiter;
   constructor(
     private readonly tenants: TenantsService,
+    private readonly gatewayPolicy: GatewayPolicy,
     @Inject(NATS) nc: NatsConnection,
     @Inject(CONFIG) config: AppConfig,
     @Inject(LOGGER) logger: Logger,
   ) {
     this.budgets = BudgetStates.for(nc, config.budgetStateCacheMs, logger);
+    this.limiter = new TenantRateLimiter(config.tenantRateLimit);
   }
 
-  async onModuleInit() { this.policy = await PolicyService.create(); }
-  onModuleDestroy() { this.policy.close(); }
+  /** GatewayPolicy loads the policy (and closes it); nothing to do here any more. */
+  async onModuleInit() {}
+  onModuleDestroy() {}
 
-  /** `authorization` header or metadata value → principal, or 401. */
+  private get policy(): PolicyService {
+    return this.gatewayPolicy.service;
+  }
+
+  /**
+   * `authorization` header or metadata value → principal, or 401. Each call is one request of the
+   * key's tenant: it takes a token of the tenant's rate limit, or fails with 429 `rate_limited`
+   * and the seconds until the next token (`Retry-After`). The platform admin is not limited.
+   */
   async authenticate(authorization: string | undefined): Promise<Principal> {
+    const principal = await this.identify(authorization);
+    if ('tenant' in principal) {
+      const d = this.limiter.take(principal.tenant);
+      if (!d.ok) {
+        limitMetrics.refusals.inc({ tenant: principal.tenant, reason: 'rate_limited' });
+        throw new AgentmeshError('rate_limited', `the tenant's request rate limit is exhausted; retry after ${Math.max(1, Math.ceil(d.retryAfterSeconds))} s`, {
+          reason: 'rate_limited', retryAfterSeconds: d.retryAfterSeconds,
+        });
+      }
+    }
+    return principal;
+  }
+
+  /** `authorization` → principal, or 401, without counting a request (for work after the call, such as auditing it). */
+  async identify(authorization: string | undefined): Promise<Principal> {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
     if (!m) throw new AgentmeshError('unauthenticated', 'an API key is required: Authorization: Bearer <key>');
     const principal = await this.tenants.authenticate(m[1]);
@@ -89,6 +123,11 @@ function attributesFor(op: OperationId, body: unknown, budget?: BudgetAdmission)
       return { budgetState: budget?.state ?? 'ok' };
     case 'tools.put':
       return typeof b.riskTier === 'string' && ['read', 'write', 'irreversible'].includes(b.riskTier) ? { riskTier: b.riskTier } : {};
+    case 'approvals.decide':
+      // the tier is the approval's own, known once it is loaded: the route guard checks the role
+      // grant at the lowest tier, then ApprovalsService decides again with { riskTier } of the
+      // approval (a decision body carries no riskTier: the schema refuses one)
+      return { riskTier: typeof b.riskTier === 'string' && ['read', 'write', 'irreversible'].includes(b.riskTier) ? b.riskTier : 'read' };
     default:
       return {};
   }
@@ -100,7 +139,7 @@ export class AuthGuard implements CanActivate {
   constructor(private readonly reflector: Reflector, private readonly auth: Authorizer) {}
 
   async canActivate(ctx: ExecutionContext): Promise<boolean> {
-    const op = this.reflector.get<OperationId | undefined>(OPERATION, ctx.getHandler());
+    const op = operationOf(this.reflector, ctx.getHandler());
     if (!op) return true; // health, readiness, metrics
     const req = ctx.switchToHttp().getRequest<AuthedRequest>();
     req.principal = await this.auth.authenticate(req.headers.authorization);

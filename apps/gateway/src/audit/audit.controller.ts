@@ -1,0 +1,42 @@
+import { Controller, Get, Param, Query } from '@nestjs/common';
+import { invalid } from '#libs/contracts';
+import { Operation } from '../http/auth.js';
+import { AuditLog } from './audit.service.js';
+
+const DEFAULT_LIMIT = 50;
+const MAX_LIMIT = 500;
+
+function intParam(raw: unknown, name: string, min: number, max: number, fallback: number): number {
+  if (raw === undefined || raw === '') return fallback;
+  const n = typeof raw === 'string' && /^[0-9]{1,16}$/.test(raw) ? Number(raw) : NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) throw invalid(`${name} must be an integer from ${min} to ${max}`, [{ field: name, message: 'out of range' }]);
+  return n;
+}
+
+/**
+ * `GET /v1/tenants/{t}/audit?after=&limit=` (audit.get): the tenant's audit records after chain
+ * position `after` (default 0: from the first), oldest first, at most `limit` (default 50, max
+ * 500): `{tenant, records, next, head}`. Records are returned exactly as stored, so a client can
+ * check the chain itself (`hash = sha256(canonicalJson(record without hash) + prevHash)`); `next`
+ * is the `after` of the following page (null at the end); `head` is the chain's last `{seq,
+ * hash}`; keeping it elsewhere lets a later check notice records cut off at the end.
+ */
+@Controller('v1/tenants/:t/audit')
+export class AuditController {
+  constructor(private readonly audit: AuditLog) {}
+
+  @Get()
+  @Operation('audit.get')
+  async list(@Param('t') t: string, @Query() q: Record<string, unknown>) {
+    const after = intParam(q.after, 'after', 0, Number.MAX_SAFE_INTEGER, 0);
+    const limit = intParam(q.limit, 'limit', 1, MAX_LIMIT, DEFAULT_LIMIT);
+    const { records, head } = await this.audit.page(t, after, limit);
+    const last = records[records.length - 1];
+    return {
+      tenant: t,
+      records,
+      next: last && last.seq < head.seq ? last.seq : null,
+      head: head.seq > 0 ? { seq: head.seq, hash: head.hash } : null,
+    };
+  }
+}
