@@ -9,3 +9,4 @@ export {
   StatusDetailsDecodeError, STATUS_DETAILS_KEY, ERROR_DETAIL_TYPE_URL, type ErrorDetail, type FieldViolation, type RpcStatus,
 } from './status-details.js';
 export * from './pb.js';
+export * from './planner/index.js';
