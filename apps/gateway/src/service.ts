@@ -14,9 +14,8 @@ import { CredentialsController } from './credentials/credentials.controller.js';
 import { GrpcGateway } from './grpc/grpc.server.js';
 import { AuthGuard, Authorizer } from './http/auth.js';
 import { httpMetrics } from './http/metrics.js';
-import { ActiveRuns } from './limits/active-runs.service.js';
+import { ActiveRuns } from '#libs/limits';
 import { AdmittingRunsService } from './limits/admitting-runs.service.js';
-import { RunEndsConsumer } from './limits/run-ends.consumer.js';
 import { GatewayPolicy } from './policy/gateway-policy.js';
 import { PolicyController } from './policy/policy.controller.js';
 import { bodyErrorHandler, ProblemFilter, requireJson } from './http/problem.js';
@@ -40,7 +39,7 @@ export const gateway: ServiceDefinition = {
       TenantsService, AgentsService, { provide: RunsService, useClass: AdmittingRunsService }, ApprovalsService, Authorizer,
       { provide: APP_GUARD, useClass: AuthGuard }, GrpcGateway,
       // multi-tenancy: policy in KV with a change watcher, audit trail, run cap and sessions
-      GatewayPolicy, AuditLog, ActiveRuns, SessionsService, RunEndsConsumer, { provide: APP_INTERCEPTOR, useClass: AuditInterceptor },
+      GatewayPolicy, AuditLog, ActiveRuns, SessionsService, { provide: APP_INTERCEPTOR, useClass: AuditInterceptor },
     ],
   },
   async configure(app, { config, logger }) {

@@ -13,6 +13,7 @@ import {
   type Decision, type Effect, type RunState,
 } from '#libs/engine';
 import { Journal, StaleWriterError } from '#libs/journal';
+import { ActiveRuns } from '#libs/limits';
 import { CommandBus, CONFIG, LOGGER, NATS, openBucket, RetryLaterError, RpcClient, type JsContext } from '#libs/messaging';
 import { annotateTrace, metrics, type Logger } from '#libs/telemetry';
 import type { AnyNewJournalEvent } from '#libs/contracts';
@@ -57,6 +58,7 @@ export class RunEngine implements OnModuleInit, OnModuleDestroy {
     private readonly index: RunIndexWriter,
     private readonly approvals: ApprovalProjection,
     private readonly sessions: PlannerSessions,
+    private readonly active: ActiveRuns,
   ) {}
 
   async onModuleInit(): Promise<void> {
@@ -410,6 +412,8 @@ export class RunEngine implements OnModuleInit, OnModuleDestroy {
         if (before !== 'queued') metrics.runsActive.dec({ tenant: s.tenantId });
         this.cache.delete(runKeyString(s));
         this.logger.info({ runId: s.runId, status: s.status, steps: s.step, error: s.error?.code }, 'run finished');
+        // its slot of the tenant's concurrent-run cap (a miss heals: the gateway reconciles at the cap)
+        await this.active.finish(s.tenantId, s.runId).catch((err: unknown) => this.logger.warn({ err, runId: s.runId }, 'could not free the run\'s slot of the concurrent-run cap; it is reconciled at the cap'));
       }
     }
   }

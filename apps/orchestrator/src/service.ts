@@ -1,4 +1,5 @@
 import { CONSUMERS } from '#libs/contracts';
+import { ActiveRuns } from '#libs/limits';
 import type { ServiceDefinition } from '#libs/messaging';
 import { ApprovalProjection } from './approvals.js';
 import { CommandsController } from './commands.controller.js';
@@ -8,7 +9,7 @@ import { RunEngine } from './run-engine.service.js';
 
 export const orchestrator: ServiceDefinition = {
   service: 'orchestrator',
-  module: { controllers: [CommandsController], providers: [RunEngine, RunIndexWriter, ApprovalProjection, PlannerSessions] },
+  module: { controllers: [CommandsController], providers: [RunEngine, RunIndexWriter, ApprovalProjection, PlannerSessions, ActiveRuns] },
   // commands, and the durable approval timers (nak'd until due: see RunEngine.approvalTimeout)
   consumers: [CONSUMERS.orchestrator, CONSUMERS.approvalTimers],
 };

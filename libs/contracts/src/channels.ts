@@ -40,13 +40,11 @@ export const CONSUMERS = {
 } as const;
 
 /**
- * Durable consumers that watch the journal (not work queues): headers only, from the events
- * published after they were created. `gatewayRunEnds`: the gateways' shared consumer of terminal
- * events (active-run counts, session history); every other event is skipped on its `am-type`.
+ * Durable consumers of earlier versions that provisioning deletes when it finds them (nothing reads
+ * them any more; left in place they would only grow their pending counts). `gateway-run-ends`
+ * watched every journal event for terminal ones; the orchestrator now frees the run's slot itself.
  */
-export const JOURNAL_WATCHERS = {
-  gatewayRunEnds: { stream: STREAMS.journal.name, durable: 'gateway-run-ends', filter: 'run.>' },
-} as const;
+export const RETIRED_CONSUMERS = [{ stream: STREAMS.journal.name, durable: 'gateway-run-ends' }] as const;
 
 export const BUCKETS = {
   tenants: 'am_tenants',

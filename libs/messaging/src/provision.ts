@@ -2,7 +2,7 @@ import { AckPolicy, DeliverPolicy, DiscardPolicy, jetstreamManager, RetentionPol
 import { Kvm, type KV } from '@nats-io/kv';
 import { Objm } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { BUCKETS, DELEGATION_REPLAY_TTL_MS, CONSUMERS, JOURNAL_WATCHERS, OBJECT_STORES, SESSION_TTL_BUCKETS, STREAMS } from '#libs/contracts';
+import { BUCKETS, DELEGATION_REPLAY_TTL_MS, CONSUMERS, OBJECT_STORES, RETIRED_CONSUMERS, SESSION_TTL_BUCKETS, STREAMS } from '#libs/contracts';
 
 export interface ProvisionOptions {
   replicas: number;
@@ -112,23 +112,10 @@ export async function provision(nc: NatsConnection, opts: ProvisionOptions): Pro
       await jsm.consumers.add(c.stream, config);
     }
   }
-  // journal watchers: headers only, from now on; acknowledged cumulatively (AckAll) in batches
-  for (const w of Object.values(JOURNAL_WATCHERS)) {
-    try {
-      await jsm.consumers.info(w.stream, w.durable);
-    } catch (e) {
+  for (const r of RETIRED_CONSUMERS) {
+    await jsm.consumers.delete(r.stream, r.durable).catch((e: unknown) => {
       if ((e as { name?: string }).name !== 'ConsumerNotFoundError') throw e;
-      await jsm.consumers.add(w.stream, {
-        durable_name: w.durable,
-        filter_subject: w.filter,
-        ack_policy: AckPolicy.All,
-        deliver_policy: DeliverPolicy.New,
-        headers_only: true,
-        ack_wait: opts.ackWaitMs * NS,
-        max_deliver: -1,
-        max_ack_pending: 20_000,
-      });
-    }
+    });
   }
   const kvm = new Kvm(nc);
   // session memory first, with its TTL, so the loop below finds it (Kvm.create opens an existing bucket)

@@ -5,7 +5,9 @@ import type { Logger } from '#libs/telemetry';
 import { AgentsService } from '../agents/agents.service.js';
 import { RunsService, type RunView, type StartRunBody } from '../runs/runs.service.js';
 import { SessionsService } from '../tenants/sessions.service.js';
-import { ActiveRuns } from './active-runs.service.js';
+import { ActiveRuns } from '#libs/limits';
+import { AgentmeshError } from '#libs/contracts';
+import { limitMetrics } from './metrics.js';
 
 /**
  * RunsService with the tenant's admission limits around `start` (REST and gRPC both start runs
@@ -30,7 +32,10 @@ export class AdmittingRunsService extends RunsService {
   }
 
   override async start(tenantId: string, body: StartRunBody, idempotencyKey: string | undefined): Promise<{ run: RunView; created: boolean }> {
-    const token = await this.active.reserve(tenantId);
+    const token = await this.active.reserve(tenantId).catch((err: unknown) => {
+      if (err instanceof AgentmeshError && err.code === 'resource_exhausted') limitMetrics.refusals.inc({ tenant: tenantId, reason: 'concurrent_runs' });
+      throw err;
+    });
     let result: { run: RunView; created: boolean };
     try {
       result = await super.start(tenantId, body, idempotencyKey);

@@ -54,8 +54,9 @@ export function summarize(v: JsonValue | null | undefined, max = SUMMARY_CHARS):
 /**
  * Conversation history per session: the runs started with the same `sessionId`, in order, with
  * their status and input/output summaries. One JSON document per session in JetStream KV
- * (`am_session_runs`, `<tenant>.<sessionId>`), written on admission (the gateway) and completion
- * (the journal's terminal event, RunEndsConsumer), with compare-and-set.
+ * (`am_session_runs`, `<tenant>.<sessionId>`), written with compare-and-set on admission and, for
+ * the end of a run, when the session is read: its runs not yet recorded as ended are looked up in
+ * the journal (the source of truth) and what it says is written back, once per run.
  *
  * Expiry: the bucket's max_age is the session TTL (AGENTMESH_SESSION_TTL, default 24 h). nats-server
  * 2.9 has no per-key TTL, so expiry is bucket-wide: a session is forgotten one TTL after its last

@@ -7,7 +7,6 @@ import { AgentmeshError, BUCKETS, HEADERS, isTerminalEventType, journalSubject, 
 import type { AppConfig } from '#libs/config';
 import { CONFIG, LOGGER, NATS, openBucket } from '#libs/messaging';
 import type { Logger } from '#libs/telemetry';
-import { limitMetrics } from './metrics.js';
 import { activeCount, commit, EMPTY_SET, finish, release, removeAll, reserve, type ActiveEntry, type ActiveSet } from './active-set.js';
 
 /** A run with no journal this long after admission was lost (its start command never ran). */
@@ -24,16 +23,20 @@ const isCasFailure = (e: unknown): boolean => /wrong last sequence|key exists|10
  * The concurrent-run cap: a per-tenant set of admitted, not yet ended runs in JetStream KV
  * (`am_active_runs`, `<tenant>.active`, active-set.ts), changed with compare-and-set.
  *
- * Why a set in KV, kept by the gateway: admission reads it with one KV get and changes it with one
- * compare-and-set, on whichever gateway instance takes the request, and a cap enforced across
- * instances needs a shared, atomically updated count. Run ids rather than a bare counter make it
- * idempotent (a redelivered terminal event cannot decrement twice) and self-healing: when a tenant
- * is at its cap, the listed runs are checked against the journal (one direct get of each run's
- * last event; the journal is the source of truth) and ended or lost runs are dropped before the
- * tenant is refused. The runs leave the set through the journal's terminal events
- * (RunEndsConsumer), so nothing in the orchestrator changes. The rejected alternative, counting
- * non-terminal rows of the run index, costs a scan per admission and depends on a read model
- * that is being rebuilt elsewhere.
+ * Why a set in KV: admission reads it with one KV get and changes it with one compare-and-set, on
+ * whichever gateway instance takes the request, and a cap enforced across instances needs a
+ * shared, atomically updated count. Run ids rather than a bare counter make it idempotent (a
+ * redelivered end cannot decrement twice) and self-healing: when a tenant is at its cap, the
+ * listed runs are checked against the journal (one direct get of each run's last event; the
+ * journal is the source of truth) and ended or lost runs are dropped before the tenant is refused.
+ *
+ * Who changes it: the gateway reserves, commits and releases slots as it admits runs; the
+ * orchestrator removes a run (`finish`) right after it appends the run's terminal event, one
+ * compare-and-set per run. An orchestrator that dies between the two leaves the run in the set
+ * until the reconciliation above drops it. (The set used to be emptied by a gateway consumer of
+ * every journal event, filtered on the type header: ~30 deliveries per 10-step run, which lagged
+ * under load and let finished runs hold the cap.) The rejected alternative, counting
+ * non-terminal rows of the run index, costs a scan per admission.
  */
 @Injectable()
 export class ActiveRuns implements OnModuleInit {
@@ -63,7 +66,6 @@ export class ActiveRuns implements OnModuleInit {
     this.cache.delete(tenant); // at the cap by this instance's view: look again, fresh
     await this.reconcile(tenant);
     if (await this.mutate(tenant, (s) => { const r = reserve(s, token, this.cap, now); return { next: r.ok ? r.set : undefined, result: r.ok }; })) return token;
-    limitMetrics.refusals.inc({ tenant, reason: 'concurrent_runs' });
     throw new AgentmeshError(
       'resource_exhausted',
       `the tenant has ${this.cap} runs in progress, its cap of concurrent runs: start more when some have ended`,
@@ -79,7 +81,7 @@ export class ActiveRuns implements OnModuleInit {
     await this.mutate(tenant, (s) => { const next = release(s, token); return { next: next === s ? undefined : next, result: undefined }; });
   }
 
-  /** A run ended (its terminal journal event): removes it and returns its entry, if it was there. */
+  /** A run ended (its terminal event is in the journal): removes it and returns its entry, if it was there. */
   async finish(tenant: string, runId: string): Promise<ActiveEntry | undefined> {
     return this.mutate(tenant, (s) => { const f = finish(s, runId, Date.now()); return { next: f.changed ? f.set : undefined, result: f.entry }; });
   }
@@ -146,9 +148,16 @@ export class ActiveRuns implements OnModuleInit {
       for (let attempt = 1; attempt <= MAX_CAS_ATTEMPTS; attempt++) {
         // the last value this instance wrote or read: right unless another instance wrote since,
         // which the compare-and-set then refuses (and the value is read again)
-        const cur = this.cache.get(tenant) ?? await this.read(tenant);
+        const cached = this.cache.get(tenant);
+        const cur = cached ?? await this.read(tenant);
         const { next, result } = change(cur.set);
-        if (!next) return result;
+        if (!next) {
+          // nothing to write: only a fresh read may say so (a stale copy could refuse a free slot,
+          // or miss the reservation a finishing run must leave its tombstone for)
+          if (!cached) return result;
+          this.cache.delete(tenant);
+          continue;
+        }
         try {
           const value = enc.encode(JSON.stringify(next));
           const revision = cur.revision === 0 ? await this.kv.create(this.key(tenant), value) : await this.kv.update(this.key(tenant), value, cur.revision);
