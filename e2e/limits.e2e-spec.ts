@@ -208,16 +208,18 @@ describe('per-tenant limits', () => {
     const during = await measure(quiet.owner, N);
     flooder.stdin.end('stop\n');
     await flooded;
-    sub.unsubscribe();
     const flood = JSON.parse(out.trim().split('\n').pop()!) as Record<number, number>;
+    // the normal range, measured on both sides of the flood (other work on the machine moves it)
+    const after = await measure(quiet.owner, N);
+    sub.unsubscribe();
 
-    const base = median(baseline.latencies);
+    const base = Math.max(median(baseline.latencies), median(after.latencies));
     const busy = median(during.latencies);
     const sent = Object.values(flood).reduce((a, b) => a + b, 0);
     // eslint-disable-next-line no-console
     console.log(`quiet tenant's median run latency: ${base.toFixed(1)} ms alone, ${busy.toFixed(1)} ms while the noisy tenant sent ${sent} requests (${JSON.stringify(flood)} by status)`);
 
-    expect(baseline.statuses.every((s) => s === 201)).toBe(true);
+    expect([...baseline.statuses, ...after.statuses].every((s) => s === 201)).toBe(true);
     expect(during.statuses.every((s) => s === 201)).toBe(true); // never limited by the other tenant's flood
     expect(flood[429] ?? 0).toBeGreaterThan(sent / 2); // the flood was mostly refused
     expect(busy).toBeLessThanOrEqual(3 * base);
