@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
@@ -15,25 +15,9 @@ import { eventually, followEvents, newTenant, startTestMesh, waitForRun, type Ap
 
 /**
  * The orchestrator asks the broker for a delegation when it dispatches a call of a tool with a
- * credential: `withDelegation` (apps/orchestrator/src/delegations.ts), called from RunEngine's
- * dispatch. Runs that use a credential need that hook in the built orchestrator; without it they
- * fail closed (`credential_missing`), and the tests that drive runs through a credential are
- * skipped, saying so. Everything else (storage, the API, the broker's checks over its RPC,
- * rotation, the sink scan) runs either way.
+ * credential (`withDelegation`, apps/orchestrator/src/delegations.ts, called from RunEngine's
+ * dispatch), so runs that use a credential get its secret at the tool, and only there.
  */
-function orchestratorHookWired(): boolean {
-  const dir = join(ROOT, 'dist', 'apps', 'orchestrator', 'src');
-  if (!existsSync(dir)) return false;
-  return readdirSync(dir).some((f) => f.endsWith('.js') && f !== 'delegations.js' && /withDelegation\(/.test(readFileSync(join(dir, f), 'utf8')));
-}
-const HOOKED = orchestratorHookWired();
-/** A test that drives a run through a credential: needs the orchestrator hook (see above). */
-const withHook = HOOKED ? it : it.skip;
-if (!HOOKED) {
-  console.warn('credentials.e2e: skipping the run-level credential tests: the built orchestrator does not call withDelegation ' +
-    '(apps/orchestrator/src/delegations.ts) when it dispatches tool.execute; wire it and rebuild dist to run them');
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const CANARY = `cnry${Math.random().toString(36).slice(2, 12)}`;
 const BEARER = `${CANARY}-bearer-secret`;
@@ -237,7 +221,7 @@ describe('credentials: encrypted per-tenant secrets and short-lived, scoped dele
     expect(await refusal(mint(a.id, 'export', 'stripe'))).toBe('credential_tool_not_allowed');
   });
 
-  withHook('uses the secrets in a run: each tool gets its own, in the header its kind requires', async () => {
+  it('uses the secrets in a run: each tool gets its own, in the header its kind requires', async () => {
     for (const [name, def] of [
       ['pay', httpTool('/a/pay', 'stripe', ['charges:write'])],
       ['search', httpTool('/a/search', 'searchkey')],
@@ -266,7 +250,7 @@ describe('credentials: encrypted per-tenant secrets and short-lived, scoped dele
     expect(evs.filter((e) => e.event === 'tool.completed')).toHaveLength(3);
   });
 
-  withHook('fails the call closed when the tool is not in the credential\'s allowedTools', async () => {
+  it('fails the call closed when the tool is not in the credential\'s allowedTools', async () => {
     expect((await a.owner('PUT', `/v1/tenants/${a.id}/credentials/limited`, { kind: 'bearer', secret: BEARER, allowedTools: ['other'] })).status).toBe(201);
     expect((await a.owner('PUT', `/v1/tenants/${a.id}/tools/blocked`, httpTool('/a/blocked', 'limited'))).status).toBe(201);
     expect((await a.owner('PUT', `/v1/tenants/${a.id}/agents/blocked`, {
@@ -278,7 +262,7 @@ describe('credentials: encrypted per-tenant secrets and short-lived, scoped dele
     expect(calls('/a/blocked')).toHaveLength(0);
   });
 
-  withHook("never lets a tool of tenant B use tenant A's credential", async () => {
+  it("never lets a tool of tenant B use tenant A's credential", async () => {
     expect((await b.owner('PUT', `/v1/tenants/${b.id}/tools/pay`, httpTool('/b/pay', 'stripe'))).status).toBe(201);
     expect((await b.owner('PUT', `/v1/tenants/${b.id}/agents/payer`, {
       version: '1', planner: 'graph', tools: ['pay'], steps: [{ id: 'pay', tool: 'pay', args: {} }],
@@ -301,7 +285,7 @@ describe('credentials: encrypted per-tenant secrets and short-lived, scoped dele
       }
     })();
     const runs: string[] = [];
-    const starting = HOOKED ? (async () => { for (let i = 0; i < 6; i++) { runs.push(await run(a.owner, a.id, 'payer', { amount: String(i) })); await sleep(100); } })() : Promise.resolve();
+    const starting = (async () => { for (let i = 0; i < 6; i++) { runs.push(await run(a.owner, a.id, 'payer', { amount: String(i) })); await sleep(100); } })();
     await sleep(150);
     const script = spawn(process.execPath, [join(ROOT, 'scripts/rotate-master-key.mjs'), '--retire'], {
       cwd: ROOT, env: { ...process.env, NODE_OPTIONS: '', NATS_URL: mesh.natsUrl, AGENTMESH_DATA_DIR: mesh.dataDir, LOG_LEVEL: 'silent' }, stdio: ['ignore', 'pipe', 'pipe'],
@@ -329,15 +313,13 @@ describe('credentials: encrypted per-tenant secrets and short-lived, scoped dele
     // a broker started afresh holds only the new key and still reads every secret
     await mesh.restart('credential-broker');
     await eventually(async () => (await redeem(a.id, 'pay', 'stripe', (await mint(a.id, 'pay', 'stripe')).delegation)).inject.value === `Bearer ${BEARER}`, 'the restarted broker');
-    if (HOOKED) {
-      const id = await run(a.owner, a.id, 'payer', { amount: '7' });
-      expect(await waitForRun(a.owner, a.id, id, 30_000)).toMatchObject({ status: 'completed' });
-      expect(calls('/a/pay').at(-1)!.headers.authorization).toBe(`Bearer ${BEARER}`);
-      expect(calls('/a/search').at(-1)!.headers['x-search-key']).toBe(API_KEY);
-    }
+    const id = await run(a.owner, a.id, 'payer', { amount: '7' });
+    expect(await waitForRun(a.owner, a.id, id, 30_000)).toMatchObject({ status: 'completed' });
+    expect(calls('/a/pay').at(-1)!.headers.authorization).toBe(`Bearer ${BEARER}`);
+    expect(calls('/a/search').at(-1)!.headers['x-search-key']).toBe(API_KEY);
   });
 
-  withHook('revoking a credential makes the next call fail closed with credential_revoked', async () => {
+  it('revoking a credential makes the next call fail closed with credential_revoked', async () => {
     const before = calls('/a/pay').length;
     const del = await a.owner('DELETE', `/v1/tenants/${a.id}/credentials/stripe`);
     expect(del.status).toBe(204);
@@ -349,10 +331,8 @@ describe('credentials: encrypted per-tenant secrets and short-lived, scoped dele
   });
 
   it('the secrets appear only at the tools: not in the journal, the event streams, any log, any /metrics, any error body or any file at rest', async () => {
-    if (HOOKED) {
-      // positive control: the canary did reach the tool endpoint, so searching for it means something
-      expect(seen.some((s) => JSON.stringify(s.headers).includes(CANARY))).toBe(true);
-    }
+    // positive control: the canary did reach the tool endpoint, so searching for it means something
+    expect(seen.some((s) => JSON.stringify(s.headers).includes(CANARY))).toBe(true);
     const tokens = [...oauth.issued.keys()];
     const forbidden = [CANARY, ...tokens];
     const clean = (where: string, text: string) => {
@@ -363,7 +343,7 @@ describe('credentials: encrypted per-tenant secrets and short-lived, scoped dele
     // the whole journal stream, headers included
     const jsm = await jetstreamManager(nc);
     const info = await jsm.streams.info(STREAMS.journal.name);
-    if (HOOKED) expect(info.state.messages).toBeGreaterThan(0);
+    expect(info.state.messages).toBeGreaterThan(0);
     let journal = '';
     for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
       const m = await jsm.streams.getMessage(STREAMS.journal.name, { seq }).catch(() => null);
@@ -371,7 +351,7 @@ describe('credentials: encrypted per-tenant secrets and short-lived, scoped dele
       journal += `${m.subject} ${new TextDecoder().decode(m.data)} ${JSON.stringify(m.header ? [...m.header.keys()].map((k) => [k, m.header!.get(k)]) : [])}\n`;
     }
     clean('journal', journal);
-    if (HOOKED) expect(journal).toContain('credential_revoked');
+    expect(journal).toContain('credential_revoked');
 
     // SSE and gRPC WatchRun of every run, read again now that all have ended
     for (const id of runIds) {

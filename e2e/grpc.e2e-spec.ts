@@ -4,7 +4,8 @@ import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { status as Status } from '@grpc/grpc-js';
 import { AgentmeshClient, AgentmeshGrpcError, type AgentDefinitionInput, type RunEvent, type ToolDefinitionInput } from '#libs/sdk';
-import { eventually, startTestMesh, type Mesh } from './support/harness.js';
+import { auditHash, type AuditRecord as StoredAuditRecord } from '../apps/gateway/src/audit/chain.js';
+import { client as restClient, eventually, startTestMesh, type Mesh } from './support/harness.js';
 
 const ECHO: ToolDefinitionInput = { version: '1', description: 'returns its arguments', riskTier: 'read', inputSchema: { type: 'object' }, transport: { kind: 'builtin', name: 'echo' } };
 const TRANSFORM: ToolDefinitionInput = {
@@ -364,15 +365,182 @@ describe('the gRPC API', () => {
       expect(e.message).toMatch(/larger than the limit of 1048576 bytes/);
       expect((await owner.listRuns({ tenant: t, limit: 100 })).runs.length).toBe(before);
     });
+  });
 
-    it('operations of the contract that the platform does not serve yet are UNIMPLEMENTED with a clear message', async () => {
-      for (const call of [
-        () => owner.getBudget({ tenant: t }),
-      ]) {
-        const e = await failure(call);
-        expect(e.grpcCode).toBe(Status.UNIMPLEMENTED);
-        expect(e.message).toMatch(/is not implemented yet/);
+  describe('the operations that were REST-only before: budgets, usage, credential revocation, audit, policy, sessions', () => {
+    const expectCode = (e: AgentmeshGrpcError, grpcCode: Status, code: string, httpStatus: number) => {
+      expect({ status: Status[e.grpcCode], code: e.code, httpStatus: e.detail?.httpStatus }).toEqual({ status: Status[grpcCode], code, httpStatus });
+      expect(e.detail?.detail).toBe(e.message);
+    };
+    let viewer: AgentmeshClient;
+    let operator: AgentmeshClient;
+    const rest = () => restClient(mesh.gatewayUrl, ownerKey);
+    beforeAll(async () => {
+      viewer = client((await admin.issueApiKey({ tenant: t, roles: ['viewer'] })).key);
+      operator = client((await admin.issueApiKey({ tenant: t, roles: ['operator'] })).key);
+    });
+
+    it('Budgets.GetBudget and PutBudget answer what REST answers: limits, null for no limit, per-agent caps', async () => {
+      const set = await operator.putBudget({ tenant: t, limitUsd: 25, period: 'day', agents: { hello: { limitUsd: 5 }, gated: { limitUsd: null } } });
+      expect(set).toMatchObject({ tenantId: t, limitUsd: 25, period: 'day', state: 'ok', spentUsd: 0, reservedUsd: 0, remainingUsd: 25 });
+      expect(set.agents.hello).toMatchObject({ limitUsd: 5, remainingUsd: 5 });
+      expect(set.agents.gated).toMatchObject({ limitUsd: null, remainingUsd: null });
+      expect(Date.parse(set.periodEnd!)).toBeGreaterThan(Date.parse(set.periodStart!));
+      const got = await viewer.getBudget({ tenant: t });
+      const r = await rest()('GET', `/v1/tenants/${t}/budget`);
+      expect(r.status).toBe(200);
+      expect(got).toEqual({
+        tenantId: r.body.tenantId, limitUsd: r.body.limitUsd, period: r.body.period, spentUsd: r.body.spentUsd, reservedUsd: r.body.reservedUsd,
+        remainingUsd: r.body.remainingUsd, state: r.body.state, periodStart: r.body.periodStart, periodEnd: r.body.periodEnd,
+        agents: r.body.agents, updatedAt: r.body.updatedAt,
+      });
+      // 0 stops all spending and is not "no limit"; an unset limit is REST's null
+      expect((await owner.putBudget({ tenant: t, limitUsd: 0, period: 'month' })).limitUsd).toBe(0);
+      expect((await rest()('GET', `/v1/tenants/${t}/budget`)).body).toMatchObject({ limitUsd: 0, period: 'month' });
+      const none = await owner.putBudget({ tenant: t, limitUsd: null, period: 'month' });
+      expect(none).toMatchObject({ limitUsd: null, remainingUsd: null, period: 'month', agents: {} });
+      expect((await rest()('GET', `/v1/tenants/${t}/budget`)).body).toMatchObject({ limitUsd: null, period: 'month' });
+    });
+
+    it('Budgets refuse bad input, roles and tenants as REST does', async () => {
+      const noPeriod = await failure(() => owner.putBudget({ tenant: t, limitUsd: 5, period: undefined as unknown as 'day' }));
+      expectCode(noPeriod, Status.INVALID_ARGUMENT, 'invalid_argument', 400);
+      expect(noPeriod.detail?.fields).toEqual([{ field: 'period', message: 'is required' }]);
+      const negative = await failure(() => owner.putBudget({ tenant: t, limitUsd: -1, period: 'day' }));
+      expectCode(negative, Status.INVALID_ARGUMENT, 'invalid_argument', 400);
+      expect(negative.detail?.fields.map((f) => f.field)).toContain('limit_usd');
+      const badAgent = await failure(() => owner.putBudget({ tenant: t, limitUsd: 5, period: 'day', agents: { 'not an agent!': { limitUsd: 1 } } }));
+      expectCode(badAgent, Status.INVALID_ARGUMENT, 'invalid_argument', 400);
+      expectCode(await failure(() => viewer.putBudget({ tenant: t, limitUsd: 5, period: 'day' })), Status.PERMISSION_DENIED, 'permission_denied', 403);
+      expectCode(await failure(() => owner.getBudget({ tenant: 'Not A Tenant!' })), Status.NOT_FOUND, 'not_found', 404);
+      const noTenant = await failure(() => owner.getBudget({ tenant: '' }));
+      expect(noTenant.detail?.fields).toEqual([{ field: 'tenant', message: 'is required' }]);
+      expect((await owner.getBudget({ tenant: t })).limitUsd).toBeNull(); // nothing changed
+    });
+
+    it('Budgets.GetUsage reports the same usage as REST, and refuses bad ranges naming the field', async () => {
+      for (const groupBy of [undefined, 'agent', 'tool'] as const) {
+        const u = await viewer.getUsage({ tenant: t, ...(groupBy ? { groupBy } : {}) });
+        const r = await rest()('GET', `/v1/tenants/${t}/usage${groupBy ? `?groupBy=${groupBy}` : ''}`);
+        expect(r.status).toBe(200);
+        expect(u.groupBy).toBe(r.body.groupBy);
+        expect(u.from).toBe(r.body.from);
+        expect({ usd: u.total.usd, calls: u.totalCalls, inputTokens: u.total.inputTokens, outputTokens: u.total.outputTokens }).toEqual(r.body.totals);
+        expect(u.rows.map((x) => ({ key: x.key, usd: x.cost.usd, calls: x.count, inputTokens: x.cost.inputTokens, outputTokens: x.cost.outputTokens }))).toEqual(r.body.groups);
       }
+      const from = '2025-01-01T00:00:00.000Z';
+      const to = '2025-01-02T00:00:00.000Z';
+      expect(await viewer.getUsage({ tenant: t, from, to })).toMatchObject({ from, to, rows: [], totalCalls: 0 });
+      const backwards = await failure(() => viewer.getUsage({ tenant: t, from: to, to: from }));
+      expectCode(backwards, Status.INVALID_ARGUMENT, 'invalid_argument', 400);
+      expect(backwards.detail?.fields).toEqual([{ field: 'from', message: 'must be before to' }]);
+      const long = await failure(() => viewer.getUsage({ tenant: t, from: '2020-01-01T00:00:00Z', to: '2025-01-01T00:00:00Z' }));
+      expectCode(long, Status.INVALID_ARGUMENT, 'invalid_argument', 400);
+      expect(long.detail?.fields.map((f) => f.field)).toEqual(['to']);
+      // an enum value this server does not know (a newer client's) is refused, naming the field
+      const unknownGroup = await failure(() => viewer.call('agentmesh.v1.Budgets', 'GetUsage', { tenant: t, group_by: 9 }));
+      expectCode(unknownGroup, Status.INVALID_ARGUMENT, 'invalid_argument', 400);
+      expect(unknownGroup.detail?.fields.map((f) => f.field)).toEqual(['group_by']);
+    });
+
+    it('Credentials.RevokeCredential revokes as REST DELETE does; unknown names are NOT_FOUND', async () => {
+      await owner.putCredential({ tenant: t, name: 'short-lived', kind: 'bearer', secret: 'grpc-revoke-secret', allowedTools: ['echo'] });
+      expectCode(await failure(() => viewer.revokeCredential({ tenant: t, name: 'short-lived' })), Status.PERMISSION_DENIED, 'permission_denied', 403);
+      expect(await owner.revokeCredential({ tenant: t, name: 'short-lived' })).toEqual({ name: 'short-lived' });
+      expect((await owner.listCredentials({ tenant: t })).map((c) => c.name)).not.toContain('short-lived');
+      expectCode(await failure(() => owner.revokeCredential({ tenant: t, name: 'never-stored' })), Status.NOT_FOUND, 'not_found', 404);
+      expectCode(await failure(() => owner.revokeCredential({ tenant: t, name: 'bad/name' })), Status.NOT_FOUND, 'not_found', 404);
+      const noName = await failure(() => owner.revokeCredential({ tenant: t, name: '' }));
+      expectCode(noName, Status.INVALID_ARGUMENT, 'invalid_argument', 400);
+      expect(noName.detail?.fields).toEqual([{ field: 'name', message: 'is required' }]);
+    });
+
+    it('Policies.GetPolicy and PutPolicy read and replace the rules as REST does, with compare-and-set and the same refusals', async () => {
+      const before = await viewer.getPolicy({ tenant: t });
+      expect(before.tenant).toBe(t);
+      expect(before.builtin.length).toBeGreaterThan(0);
+      const r = await rest()('GET', `/v1/tenants/${t}/policy`);
+      expect(before).toEqual({ tenant: t, revision: r.body.revision, rules: r.body.rules, builtin: r.body.builtin });
+      const rule = { kind: 'permission', subject: 'developer', operation: 'tools.put', when: 'riskTier=irreversible', effect: 'deny' } as const;
+      const put = await owner.putPolicy({ tenant: t, rules: [rule, { kind: 'role', subject: 'key:01J00000000000000000000000', role: 'viewer' }], revision: before.revision });
+      expect(put.revision).toBeGreaterThan(before.revision);
+      expect(put.rules).toEqual([{ ...rule, access: '*' }, { kind: 'role', subject: 'key:01J00000000000000000000000', role: 'viewer' }]);
+      expect((await rest()('GET', `/v1/tenants/${t}/policy`)).body.rules).toEqual(put.rules);
+      const dev = client((await admin.issueApiKey({ tenant: t, roles: ['developer'] })).key);
+      const denied = await failure(() => dev.putTool({ tenant: t, name: 'danger', ...ECHO, riskTier: 'irreversible' }));
+      expectCode(denied, Status.PERMISSION_DENIED, 'permission_denied', 403);
+      expect(denied.detail?.reason).toBe('denied_by_rule');
+      const stale = await failure(() => owner.putPolicy({ tenant: t, rules: [], revision: before.revision }));
+      expectCode(stale, Status.ABORTED, 'conflict', 409);
+      expect(stale.detail?.reason).toBe('policy_conflict');
+      const platform = await failure(() => owner.putPolicy({ tenant: t, rules: [{ kind: 'permission', subject: 'viewer', operation: 'tenants.create', effect: 'allow' }] }));
+      expectCode(platform, Status.INVALID_ARGUMENT, 'invalid_argument', 400);
+      expect(platform.detail?.fields[0]?.field).toBe('rules[0].operation');
+      const noEffect = await failure(() => owner.putPolicy({ tenant: t, rules: [{ kind: 'permission', subject: 'viewer', operation: 'runs.start' } as never] }));
+      expectCode(noEffect, Status.INVALID_ARGUMENT, 'invalid_argument', 400);
+      expectCode(await failure(() => operator.putPolicy({ tenant: t, rules: [] })), Status.PERMISSION_DENIED, 'permission_denied', 403);
+      const cleared = await owner.putPolicy({ tenant: t, rules: [], revision: put.revision });
+      expect(cleared.rules).toEqual([]);
+      expect((await dev.putTool({ tenant: t, name: 'danger', ...ECHO, riskTier: 'irreversible' })).created).toBe(true);
+    });
+
+    it('Sessions.GetSession lists a session\'s runs as REST does; unknown and malformed ids are NOT_FOUND', async () => {
+      const ids: string[] = [];
+      for (const name of ['Sam', 'Kim']) {
+        const { run } = await owner.startRun({ tenant: t, agent: 'hello', input: { name }, sessionId: 'grpc-chat' });
+        ids.push(run.id);
+        await collect(owner.watchRun({ tenant: t, runId: run.id }));
+      }
+      await eventually(async () => {
+        const x = await viewer.getSession({ tenant: t, sessionId: 'grpc-chat' });
+        return x.runs.length === 2 && x.runs.every((r) => r.status === 'completed') ? x : null;
+      }, 'the session to show two completed runs');
+      // read again: a read that heals a missed end writes it back (updatedAt moves once)
+      const s = await viewer.getSession({ tenant: t, sessionId: 'grpc-chat' });
+      expect(s.runs.map((r) => r.runId)).toEqual(ids);
+      expect(s.runs[1]).toMatchObject({ agent: 'hello', agentVersion: '1', status: 'completed', input: '{"name":"Kim"}', output: '{"text":"HELLO, KIM!"}', error: null });
+      const r = await rest()('GET', `/v1/tenants/${t}/sessions/grpc-chat`);
+      expect(s).toEqual({ sessionId: r.body.sessionId, tenantId: r.body.tenantId, createdAt: r.body.createdAt, updatedAt: r.body.updatedAt, expiresAt: r.body.expiresAt, runs: r.body.runs });
+      expectCode(await failure(() => viewer.getSession({ tenant: t, sessionId: 'never-used' })), Status.NOT_FOUND, 'not_found', 404);
+      expectCode(await failure(() => viewer.getSession({ tenant: t, sessionId: 'not a session!' })), Status.NOT_FOUND, 'not_found', 404);
+      const noId = await failure(() => viewer.getSession({ tenant: t, sessionId: '' }));
+      expectCode(noId, Status.INVALID_ARGUMENT, 'invalid_argument', 400);
+      expect(noId.detail?.fields).toEqual([{ field: 'session_id', message: 'is required' }]);
+    });
+
+    it('Audit.ListAudit pages through the same hash-chained records as REST, including the gRPC calls above', async () => {
+      const records: Awaited<ReturnType<AgentmeshClient['listAudit']>>['records'] = [];
+      let after = 0;
+      let head: { seq: number; hash: string } | null = null;
+      for (;;) {
+        const page = await viewer.listAudit({ tenant: t, after, limit: 7 });
+        expect(page.tenant).toBe(t);
+        records.push(...page.records);
+        head = page.head;
+        if (page.next === null) break;
+        after = page.next;
+      }
+      expect(records.map((r) => r.seq)).toEqual(records.map((_, i) => i + 1));
+      expect(head).toEqual({ seq: records.length, hash: records.at(-1)!.hash });
+      const stored = (await rest()('GET', `/v1/tenants/${t}/audit?limit=500`)).body.records as StoredAuditRecord[];
+      expect(records.map((r) => JSON.parse(r.json))).toEqual(stored);
+      for (const r of records) {
+        const plain = JSON.parse(r.json) as StoredAuditRecord;
+        expect(auditHash(plain)).toBe(r.hash);
+        expect({ seq: r.seq, action: r.action, at: r.at, prevHash: r.prevHash, actor: r.actor.id, target: r.target, details: r.details })
+          .toEqual({ seq: plain.seq, action: plain.action, at: plain.at, prevHash: plain.prevHash, actor: plain.actor.id, target: plain.target, details: plain.details });
+      }
+      const actions = records.map((r) => r.action);
+      for (const a of ['budget.put', 'credentials.revoke', 'policy.put']) expect([a, actions.includes(a)]).toEqual([a, true]);
+      const budget = records.find((r) => r.action === 'budget.put' && r.details?.period === 'day');
+      expect(budget?.details).toMatchObject({ limitUsd: 25, period: 'day', agents: { hello: { limitUsd: 5 }, gated: { limitUsd: null } } });
+      expect(records.find((r) => r.action === 'credentials.revoke')?.target).toEqual({ type: 'credential', id: 'short-lived' });
+      expect(JSON.stringify(records)).not.toContain('grpc-revoke-secret');
+      expect((await viewer.listAudit({ tenant: t, after: records.length })).records).toEqual([]);
+      const otherId = `grpc-audit-other-${process.pid}`;
+      await admin.createTenant({ id: otherId });
+      const other = client((await admin.issueApiKey({ tenant: otherId, roles: ['owner'] })).key);
+      expectCode(await failure(() => other.listAudit({ tenant: t })), Status.PERMISSION_DENIED, 'permission_denied', 403);
     });
   });
 
@@ -384,8 +552,10 @@ describe('the gRPC API', () => {
     const services = await anon.listServices();
     expect(services).toEqual(expect.arrayContaining([
       'agentmesh.v1.Tenants', 'agentmesh.v1.Tools', 'agentmesh.v1.Agents', 'agentmesh.v1.Runs',
-      'agentmesh.v1.Approvals', 'agentmesh.v1.Credentials', 'agentmesh.v1.Budgets', 'grpc.health.v1.Health',
+      'agentmesh.v1.Approvals', 'agentmesh.v1.Credentials', 'agentmesh.v1.Budgets', 'agentmesh.v1.Audit', 'agentmesh.v1.Policies',
+      'agentmesh.v1.Sessions', 'grpc.health.v1.Health',
     ]));
+    for (const svc of ['agentmesh.v1.Budgets', 'agentmesh.v1.Audit', 'agentmesh.v1.Policies', 'agentmesh.v1.Sessions']) expect(await anon.checkHealth(svc)).toBe('SERVING');
   });
 
   // last: it restarts the gateway

@@ -20,6 +20,9 @@ export const PROTO_FILES: readonly string[] = Object.freeze([
   'agentmesh/v1/approvals.proto',
   'agentmesh/v1/credentials.proto',
   'agentmesh/v1/budgets.proto',
+  'agentmesh/v1/audit.proto',
+  'agentmesh/v1/policies.proto',
+  'agentmesh/v1/sessions.proto',
 ]);
 
 /** Options for `@grpc/proto-loader` that the gateway and tests share. */

@@ -5,15 +5,18 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { PROTO_FILES, PROTO_PACKAGE, protoDir, protoLoaderOptions } from './proto-path.js';
 
-/** The seven services and exactly the methods each one must have. */
+/** The ten services and exactly the methods each one must have: every REST operation has its twin. */
 const EXPECTED_SERVICES: Record<string, string[]> = {
   Tenants: ['CreateTenant', 'IssueApiKey', 'RevokeApiKey'],
   Tools: ['PutTool', 'ListTools', 'GetTool', 'DisableTool', 'EnableTool'],
   Agents: ['PutAgent', 'GetAgent', 'ListAgents'],
   Runs: ['StartRun', 'GetRun', 'ListRuns', 'CancelRun', 'WatchRun'],
   Approvals: ['ListApprovals', 'DecideApproval'],
-  Credentials: ['PutCredential', 'ListCredentials'],
+  Credentials: ['PutCredential', 'ListCredentials', 'RevokeCredential'],
   Budgets: ['GetBudget', 'PutBudget', 'GetUsage'],
+  Audit: ['ListAudit'],
+  Policies: ['GetPolicy', 'PutPolicy'],
+  Sessions: ['GetSession'],
 };
 
 /** Methods that are not scoped to one tenant (the platform admin creates tenants). */
@@ -64,7 +67,7 @@ describe('agentmesh.v1 gRPC contract', () => {
     }
   });
 
-  it('defines exactly the seven services, each with exactly the expected methods', () => {
+  it('defines exactly the ten services, each with exactly the expected methods', () => {
     const services = Object.keys(def)
       .filter((name) => name.startsWith(`${PROTO_PACKAGE}.`))
       .filter((name) => !('format' in (def[name] as object)))

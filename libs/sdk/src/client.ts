@@ -7,21 +7,23 @@ import {
 import { loadSync, type PackageDefinition } from '@grpc/proto-loader';
 import { PROTO_FILES, PROTO_PACKAGE, protoLoaderOptions, type JsonValue } from '#libs/contracts';
 import {
-  agentFromPb, apiKeyFromPb, approvalFromPb, budgetFromPb, costFromPb, credentialFromPb, eventFromPb, longToNumber,
-  putAgentToPb, putToolToPb, runFromPb, tenantFromPb, toolFromPb, toolVersionFromPb,
+  agentFromPb, apiKeyFromPb, approvalFromPb, auditPageFromPb, budgetFromPb, credentialFromPb, eventFromPb, policyFromPb, policyRuleToPb,
+  putAgentToPb, putToolToPb, runFromPb, sessionFromPb, tenantFromPb, toolFromPb, toolVersionFromPb, usageFromPb,
 } from './convert.js';
-import { fromPbTimestamp, toPbTimestamp, toPbValue } from './json-struct.js';
+import { toPbTimestamp, toPbValue } from './json-struct.js';
 import {
   enumFromRest, type PbCancelRunResponse, type PbCreateTenantResponse, type PbDecideApprovalResponse, type PbGetAgentResponse,
-  type PbGetBudgetResponse, type PbGetRunResponse, type PbGetToolResponse, type PbGetUsageResponse, type PbIssueApiKeyResponse,
-  type PbListAgentsResponse, type PbListApprovalsResponse, type PbListCredentialsResponse, type PbListRunsResponse,
-  type PbListToolsResponse, type PbPutAgentResponse, type PbPutBudgetResponse, type PbPutCredentialResponse,
-  type PbPutToolResponse, type PbRevokeApiKeyResponse, type PbRunEvent, type PbStartRunResponse, type PbToolSwitchResponse,
+  type PbGetBudgetResponse, type PbGetPolicyResponse, type PbGetRunResponse, type PbGetSessionResponse, type PbGetToolResponse,
+  type PbGetUsageResponse, type PbIssueApiKeyResponse, type PbListAgentsResponse, type PbListApprovalsResponse, type PbListAuditResponse,
+  type PbListCredentialsResponse, type PbListRunsResponse, type PbListToolsResponse, type PbPutAgentResponse, type PbPutBudgetRequest,
+  type PbPutBudgetResponse, type PbPutCredentialResponse, type PbPutPolicyRequest, type PbPutPolicyResponse, type PbPutToolResponse,
+  type PbRevokeApiKeyResponse, type PbRevokeCredentialResponse, type PbRunEvent, type PbStartRunResponse, type PbToolSwitchResponse,
 } from './pb.js';
 import { decodeStatusDetails, STATUS_DETAILS_KEY, type ErrorDetail } from './status-details.js';
 import type {
-  Agent, AgentDefinitionInput, ApiKey, Approval, ApprovalStatus, Budget, BudgetPeriod, CallOptions, Credential,
-  CredentialInput, Role, Run, RunEvent, RunStatus, ServingStatus, Tenant, Tool, ToolDefinitionInput, ToolVersion, Usage,
+  Agent, AgentDefinitionInput, ApiKey, Approval, ApprovalStatus, AuditPage, Budget, BudgetSettingsInput, CallOptions, Credential,
+  CredentialInput, Policy, PolicyRule, Role, Run, RunEvent, RunStatus, ServingStatus, Session, Tenant, Tool, ToolDefinitionInput,
+  ToolVersion, Usage, UsageGroupBy,
 } from './types.js';
 
 export interface AgentmeshClientOptions {
@@ -307,25 +309,57 @@ export class AgentmeshClient {
     return ((await this.rpc<PbListCredentialsResponse>('Credentials', 'ListCredentials', req, opts)).credentials ?? []).map(credentialFromPb);
   }
 
+  /** Revokes a credential: the next call of a tool that uses it fails closed (`credential_revoked`). */
+  async revokeCredential(req: { tenant: string; name: string }, opts?: CallOptions): Promise<{ name: string }> {
+    const r = await this.rpc<PbRevokeCredentialResponse>('Credentials', 'RevokeCredential', { tenant: req.tenant, name: req.name }, opts);
+    return { name: r.name ?? '' };
+  }
+
   async getBudget(req: { tenant: string }, opts?: CallOptions): Promise<Budget> {
-    return budgetFromPb((await this.rpc<PbGetBudgetResponse>('Budgets', 'GetBudget', req, opts)).budget);
+    return budgetFromPb((await this.rpc<PbGetBudgetResponse>('Budgets', 'GetBudget', { tenant: req.tenant }, opts)).budget);
   }
 
-  async putBudget(req: { tenant: string; limitUsd: number; period: BudgetPeriod }, opts?: CallOptions): Promise<Budget> {
-    const r = await this.rpc<PbPutBudgetResponse>('Budgets', 'PutBudget', { tenant: req.tenant, limit_usd: req.limitUsd, period: enumFromRest('BUDGET_PERIOD', req.period) }, opts);
-    return budgetFromPb(r.budget);
+  /** Sets the budget: `limitUsd: null` means no limit, 0 stops all spending; `agents` caps single agents. */
+  async putBudget(req: { tenant: string } & BudgetSettingsInput, opts?: CallOptions): Promise<Budget> {
+    const pb: PbPutBudgetRequest = {
+      tenant: req.tenant, period: enumFromRest('BUDGET_PERIOD', req.period),
+      ...(req.limitUsd !== null && req.limitUsd !== undefined ? { limit_usd: req.limitUsd } : {}),
+      agents: Object.fromEntries(Object.entries(req.agents ?? {}).map(([k, v]) => [k, v.limitUsd !== null && v.limitUsd !== undefined ? { limit_usd: v.limitUsd } : {}])),
+    };
+    return budgetFromPb((await this.rpc<PbPutBudgetResponse>('Budgets', 'PutBudget', pb, opts)).budget);
   }
 
-  async getUsage(req: { tenant: string; from?: string; to?: string; groupBy?: 'agent' | 'model' | 'tool' }, opts?: CallOptions): Promise<Usage> {
+  /** Metered usage over [from, to) (defaults: the start of the current month, now), optionally grouped. */
+  async getUsage(req: { tenant: string; from?: string; to?: string; groupBy?: UsageGroupBy }, opts?: CallOptions): Promise<Usage> {
     const r = await this.rpc<PbGetUsageResponse>('Budgets', 'GetUsage', {
       tenant: req.tenant, from: req.from ? toPbTimestamp(req.from) : null, to: req.to ? toPbTimestamp(req.to) : null,
       group_by: enumFromRest('USAGE_GROUP_BY', req.groupBy),
     }, opts);
-    return {
-      from: fromPbTimestamp(r.from), to: fromPbTimestamp(r.to),
-      rows: (r.rows ?? []).map((x) => ({ key: x.key ?? '', cost: costFromPb(x.cost), count: longToNumber(x.count) })),
-      total: costFromPb(r.total),
+    return usageFromPb(r);
+  }
+
+  // ---- Audit, Policies, Sessions
+
+  /** A page of the tenant's audit trail after chain position `after` (0: from the start); pass `next` back as `after`. */
+  async listAudit(req: { tenant: string; after?: number; limit?: number }, opts?: CallOptions): Promise<AuditPage> {
+    const r = await this.rpc<PbListAuditResponse>('Audit', 'ListAudit', { tenant: req.tenant, after: String(req.after ?? 0), limit: req.limit ?? 0 }, opts);
+    return auditPageFromPb(r);
+  }
+
+  async getPolicy(req: { tenant: string }, opts?: CallOptions): Promise<Policy> {
+    return policyFromPb((await this.rpc<PbGetPolicyResponse>('Policies', 'GetPolicy', { tenant: req.tenant }, opts)).policy);
+  }
+
+  /** Replaces the tenant's rules; with `revision`, only if nobody changed them since (ABORTED, reason policy_conflict). */
+  async putPolicy(req: { tenant: string; rules: PolicyRule[]; revision?: number }, opts?: CallOptions): Promise<Policy> {
+    const pb: PbPutPolicyRequest = {
+      tenant: req.tenant, rules: req.rules.map(policyRuleToPb), ...(req.revision !== undefined ? { revision: String(req.revision) } : {}),
     };
+    return policyFromPb((await this.rpc<PbPutPolicyResponse>('Policies', 'PutPolicy', pb, opts)).policy);
+  }
+
+  async getSession(req: { tenant: string; sessionId: string }, opts?: CallOptions): Promise<Session> {
+    return sessionFromPb((await this.rpc<PbGetSessionResponse>('Sessions', 'GetSession', { tenant: req.tenant, session_id: req.sessionId }, opts)).session);
   }
 
   // ---- operations: health and reflection (no key needed)

@@ -1,13 +1,14 @@
 import type { JsonObject } from '#libs/contracts';
 import { fromPbStruct, fromPbTimestamp, fromPbValue, toPbStruct, toPbValue } from './json-struct.js';
 import {
-  enumFromRest, enumToRest, type PbAgent, type PbApiKey, type PbApproval, type PbBudget, type PbCost, type PbCredential,
-  type PbLong, type PbPutAgentRequest, type PbPutToolRequest, type PbRun, type PbRunEvent, type PbTenant, type PbTool,
-  type PbToolTransport, type PbToolVersion,
+  enumFromRest, enumToRest, type PbAgent, type PbApiKey, type PbApproval, type PbAuditRecord, type PbBudget, type PbBudgetLine, type PbCost,
+  type PbCredential, type PbGetUsageResponse, type PbListAuditResponse, type PbLong, type PbPolicy, type PbPolicyRule, type PbPutAgentRequest,
+  type PbPutToolRequest, type PbRun, type PbRunEvent, type PbSession, type PbTenant, type PbTool, type PbToolTransport, type PbToolVersion,
 } from './pb.js';
 import type {
-  Agent, AgentDefinitionInput, ApiKey, Approval, ApprovalStatus, Budget, BudgetPeriod, Cost, Credential, CredentialKind, RiskTier,
-  Role, Run, RunEvent, RunStatus, Tenant, Tool, ToolDefinitionInput, ToolTransport, ToolVersion,
+  Agent, AgentDefinitionInput, ApiKey, Approval, ApprovalStatus, AuditPage, AuditRecord, Budget, BudgetLine, BudgetPeriod, BudgetState,
+  Cost, Credential, CredentialKind, Policy, PolicyRule, RiskTier, Role, Run, RunEvent, RunStatus, Session, Tenant, Tool,
+  ToolDefinitionInput, ToolTransport, ToolVersion, Usage, UsageGroupBy,
 } from './types.js';
 
 /** The SDK's side of the mapping: REST-shaped inputs → proto requests, proto responses → REST-shaped values. */
@@ -115,9 +116,80 @@ export const credentialFromPb = (c: PbCredential | null | undefined): Credential
   allowedTools: c?.allowed_tools ?? [], scopes: c?.scopes ?? [], createdAt: ts(c?.created_at), updatedAt: ts(c?.updated_at),
 });
 
+const optNum = (v: number | null | undefined): number | null => (typeof v === 'number' ? v : null);
+
+export const budgetLineFromPb = (b: PbBudgetLine | null | undefined): BudgetLine => ({
+  limitUsd: optNum(b?.limit_usd), spentUsd: b?.spent_usd ?? 0, reservedUsd: b?.reserved_usd ?? 0, remainingUsd: optNum(b?.remaining_usd),
+});
+
 export const budgetFromPb = (b: PbBudget | null | undefined): Budget => ({
-  limitUsd: b?.limit_usd ?? 0, period: (enumToRest('BUDGET_PERIOD', b?.period) ?? null) as BudgetPeriod | null,
-  spentUsd: b?.spent_usd ?? 0, reservedUsd: b?.reserved_usd ?? 0,
+  tenantId: b?.tenant_id ?? '',
+  ...budgetLineFromPb(b),
+  period: (enumToRest('BUDGET_PERIOD', b?.period) ?? null) as BudgetPeriod | null,
+  state: (enumToRest('BUDGET_STATE', b?.state) ?? null) as BudgetState | null,
+  periodStart: ts(b?.period_start), periodEnd: ts(b?.period_end),
+  agents: Object.fromEntries(Object.entries(b?.agents ?? {}).map(([k, v]) => [k, budgetLineFromPb(v)])),
+  updatedAt: ts(b?.updated_at),
+});
+
+export const usageFromPb = (r: PbGetUsageResponse): Usage => ({
+  from: ts(r.from), to: ts(r.to), groupBy: (enumToRest('USAGE_GROUP_BY', r.group_by) ?? null) as UsageGroupBy | null,
+  rows: (r.rows ?? []).map((x) => ({ key: x.key ?? '', cost: costFromPb(x.cost), count: num(x.count) })),
+  total: costFromPb(r.total), totalCalls: num(r.total_calls),
+});
+
+export function auditRecordFromPb(r: PbAuditRecord): AuditRecord {
+  const details = fromPbStruct(r.details);
+  return {
+    v: r.v ?? 0, tenantId: r.tenant_id ?? '', seq: num(r.seq), id: r.id ?? '', at: tsRequired(r.at), action: r.action ?? '',
+    actor: { kind: r.actor?.kind ?? '', id: r.actor?.id ?? '', ...(r.actor?.roles?.length ? { roles: r.actor.roles } : {}) },
+    ...(r.target ? { target: { type: r.target.type ?? '', id: r.target.id ?? '' } } : {}),
+    ...(details !== undefined ? { details } : {}),
+    ...(r.trace_id ? { traceId: r.trace_id } : {}),
+    prevHash: r.prev_hash ?? '', hash: r.hash ?? '', json: r.json ?? '',
+  };
+}
+
+export const auditPageFromPb = (r: PbListAuditResponse): AuditPage => ({
+  tenant: r.tenant ?? '', records: (r.records ?? []).map(auditRecordFromPb),
+  next: num(r.next) > 0 ? num(r.next) : null,
+  head: r.head ? { seq: num(r.head.seq), hash: r.head.hash ?? '' } : null,
+});
+
+export function policyRuleToPb(r: PolicyRule): PbPolicyRule {
+  if (r.kind === 'role') return { kind: 'POLICY_RULE_KIND_ROLE', subject: r.subject, role: r.role };
+  return {
+    kind: enumFromRest('POLICY_RULE_KIND', r.kind), subject: r.subject, operation: r.operation,
+    access: r.access === '*' ? 'POLICY_ACCESS_ANY' : enumFromRest('POLICY_ACCESS', r.access), when: r.when ?? '',
+    effect: enumFromRest('POLICY_EFFECT', r.effect),
+  };
+}
+
+export function policyRuleFromPb(r: PbPolicyRule): PolicyRule {
+  if (enumToRest('POLICY_RULE_KIND', r.kind) === 'role') return { kind: 'role', subject: r.subject ?? '', role: r.role ?? '' };
+  const access = enumToRest('POLICY_ACCESS', r.access);
+  return {
+    kind: 'permission', subject: r.subject ?? '', operation: r.operation ?? '',
+    ...(access ? { access: (access === 'any' ? '*' : access) as 'read' | 'write' | '*' } : {}),
+    ...(r.when ? { when: r.when } : {}),
+    effect: (enumToRest('POLICY_EFFECT', r.effect) ?? 'allow') as 'allow' | 'deny',
+  };
+}
+
+export const policyFromPb = (p: PbPolicy | null | undefined): Policy => ({
+  tenant: p?.tenant ?? '', revision: num(p?.revision), rules: (p?.rules ?? []).map(policyRuleFromPb), builtin: (p?.builtin ?? []).map(policyRuleFromPb),
+});
+
+export const sessionFromPb = (s: PbSession | null | undefined): Session => ({
+  sessionId: s?.session_id ?? '', tenantId: s?.tenant_id ?? '',
+  createdAt: ts(s?.created_at), updatedAt: ts(s?.updated_at), expiresAt: ts(s?.expires_at),
+  runs: (s?.runs ?? []).map((r) => ({
+    runId: r.run_id ?? '', agent: r.agent ?? '', agentVersion: r.agent_version ?? '',
+    status: (enumToRest('RUN_STATUS', r.status) ?? 'queued') as RunStatus,
+    input: typeof r.input === 'string' ? r.input : null, output: typeof r.output === 'string' ? r.output : null,
+    error: r.error ? { code: r.error.code ?? '', message: r.error.message ?? '' } : null,
+    createdAt: ts(r.created_at), endedAt: ts(r.ended_at),
+  })),
 });
 
 export { num as longToNumber };

@@ -105,15 +105,52 @@ export interface PbPutCredentialRequest {
 export interface PbPutCredentialResponse { credential?: PbCredential | null; created?: boolean }
 export interface PbListCredentialsResponse { credentials?: PbCredential[] }
 
-export interface PbBudget { limit_usd?: number; period?: PbEnum; spent_usd?: number; reserved_usd?: number }
+export interface PbBudgetLine { limit_usd?: number | null; spent_usd?: number; reserved_usd?: number; remaining_usd?: number | null }
+export interface PbBudget {
+  limit_usd?: number | null; period?: PbEnum; spent_usd?: number; reserved_usd?: number; remaining_usd?: number | null;
+  state?: PbEnum; period_start?: PbTimestamp | null; period_end?: PbTimestamp | null; agents?: Record<string, PbBudgetLine>;
+  updated_at?: PbTimestamp | null; tenant_id?: string;
+}
 export interface PbGetBudgetResponse { budget?: PbBudget | null }
-export interface PbPutBudgetRequest { tenant?: string; limit_usd?: number; period?: PbEnum }
+export interface PbPutBudgetRequest {
+  tenant?: string; limit_usd?: number | null; period?: PbEnum; agents?: Record<string, { limit_usd?: number | null }>;
+}
 export interface PbPutBudgetResponse { budget?: PbBudget | null }
 export interface PbGetUsageRequest { tenant?: string; from?: PbTimestamp | null; to?: PbTimestamp | null; group_by?: PbEnum }
+export interface PbUsageRow { key?: string; cost?: PbCost | null; count?: PbLong }
 export interface PbGetUsageResponse {
-  from?: PbTimestamp | null; to?: PbTimestamp | null;
-  rows?: Array<{ key?: string; cost?: PbCost | null; count?: PbLong }>; total?: PbCost | null;
+  from?: PbTimestamp | null; to?: PbTimestamp | null; rows?: PbUsageRow[]; total?: PbCost | null; total_calls?: PbLong; group_by?: PbEnum;
 }
+
+export interface PbRevokeCredentialRequest { tenant?: string; name?: string }
+export interface PbRevokeCredentialResponse { name?: string }
+
+export interface PbAuditRecord {
+  v?: number; tenant_id?: string; seq?: PbLong; id?: string; at?: PbTimestamp | null; action?: string;
+  actor?: { kind?: string; id?: string; roles?: string[] } | null; target?: { type?: string; id?: string } | null;
+  details?: PbStruct | null; trace_id?: string; prev_hash?: string; hash?: string; json?: string;
+}
+export interface PbListAuditRequest { tenant?: string; after?: PbLong; limit?: number }
+export interface PbListAuditResponse { tenant?: string; records?: PbAuditRecord[]; next?: PbLong; head?: { seq?: PbLong; hash?: string } | null }
+
+export interface PbPolicyRule {
+  kind?: PbEnum; subject?: string; operation?: string; access?: PbEnum; when?: string; effect?: PbEnum; role?: string;
+}
+export interface PbPolicy { tenant?: string; revision?: PbLong; rules?: PbPolicyRule[]; builtin?: PbPolicyRule[] }
+export interface PbGetPolicyResponse { policy?: PbPolicy | null }
+export interface PbPutPolicyRequest { tenant?: string; rules?: PbPolicyRule[]; revision?: PbLong | null }
+export interface PbPutPolicyResponse { policy?: PbPolicy | null }
+
+export interface PbSessionRun {
+  run_id?: string; agent?: string; agent_version?: string; status?: PbEnum; input?: string | null; output?: string | null;
+  error?: { code?: string; message?: string } | null; created_at?: PbTimestamp | null; ended_at?: PbTimestamp | null;
+}
+export interface PbSession {
+  session_id?: string; tenant_id?: string; created_at?: PbTimestamp | null; updated_at?: PbTimestamp | null;
+  expires_at?: PbTimestamp | null; runs?: PbSessionRun[];
+}
+export interface PbGetSessionRequest { tenant?: string; session_id?: string }
+export interface PbGetSessionResponse { session?: PbSession | null }
 
 /** proto enum name ↔ REST lowercase string, e.g. `RUN_STATUS_WAITING_APPROVAL` ↔ `waiting_approval`. */
 export function enumToRest(prefix: string, v: PbEnum | null | undefined): string | undefined {

@@ -89,8 +89,57 @@ export interface CredentialInput {
 }
 export interface Credential { name: string; kind: CredentialKind | null; allowedTools: string[]; scopes: string[]; createdAt: string | null; updatedAt: string | null }
 export type BudgetPeriod = 'day' | 'month';
-export interface Budget { limitUsd: number; period: BudgetPeriod | null; spentUsd: number; reservedUsd: number }
-export interface Usage { from: string | null; to: string | null; rows: Array<{ key: string; cost: Cost; count: number }>; total: Cost }
+export type BudgetState = 'ok' | 'low' | 'exhausted';
+/** Limit, spending and what is left of one budget; `null` limit: no limit. */
+export interface BudgetLine { limitUsd: number | null; spentUsd: number; reservedUsd: number; remainingUsd: number | null }
+/** The tenant's budget, as REST GET /budget shows it. */
+export interface Budget extends BudgetLine {
+  tenantId: string;
+  period: BudgetPeriod | null;
+  state: BudgetState | null;
+  periodStart: string | null;
+  periodEnd: string | null;
+  agents: Record<string, BudgetLine>;
+  updatedAt: string | null;
+}
+/** What PUT /budget takes: `limitUsd: null` means no limit; 0 stops all spending. */
+export interface BudgetSettingsInput {
+  limitUsd: number | null;
+  period: BudgetPeriod;
+  agents?: Record<string, { limitUsd: number | null }>;
+}
+export type UsageGroupBy = 'agent' | 'model' | 'tool';
+export interface Usage {
+  from: string | null; to: string | null; groupBy: UsageGroupBy | null;
+  /** REST `groups`: one row per group, by cost descending; empty without groupBy. */
+  rows: Array<{ key: string; cost: Cost; count: number }>;
+  /** REST `totals` (usd and tokens); `totalCalls` is `totals.calls`. */
+  total: Cost;
+  totalCalls: number;
+}
+
+/** One audit record as stored (REST GET /audit `records`); `json` is the stored JSON to verify the chain over. */
+export interface AuditRecord {
+  v: number; tenantId: string; seq: number; id: string; at: string; action: string;
+  actor: { kind: string; id: string; roles?: string[] };
+  target?: { type: string; id: string };
+  details?: JsonObject;
+  traceId?: string;
+  prevHash: string; hash: string;
+  json: string;
+}
+export interface AuditPage { tenant: string; records: AuditRecord[]; next: number | null; head: { seq: number; hash: string } | null }
+
+export type PolicyRule =
+  | { kind: 'permission'; subject: string; operation: string; access?: 'read' | 'write' | '*'; when?: string; effect: 'allow' | 'deny' }
+  | { kind: 'role'; subject: string; role: string };
+export interface Policy { tenant: string; revision: number; rules: PolicyRule[]; builtin: PolicyRule[] }
+
+export interface SessionRun {
+  runId: string; agent: string; agentVersion: string; status: RunStatus; input: string | null; output: string | null;
+  error: { code: string; message: string } | null; createdAt: string | null; endedAt: string | null;
+}
+export interface Session { sessionId: string; tenantId: string; createdAt: string | null; updatedAt: string | null; expiresAt: string | null; runs: SessionRun[] }
 
 /** Per-call options. */
 export interface CallOptions {

@@ -2,15 +2,38 @@ import { Controller, Get, Param, Query } from '@nestjs/common';
 import { invalid } from '#libs/contracts';
 import { Operation } from '../http/auth.js';
 import { AuditLog } from './audit.service.js';
+import type { AuditRecord } from './chain.js';
 
-const DEFAULT_LIMIT = 50;
-const MAX_LIMIT = 500;
+export const DEFAULT_AUDIT_LIMIT = 50;
+export const MAX_AUDIT_LIMIT = 500;
 
 function intParam(raw: unknown, name: string, min: number, max: number, fallback: number): number {
   if (raw === undefined || raw === '') return fallback;
   const n = typeof raw === 'string' && /^[0-9]{1,16}$/.test(raw) ? Number(raw) : NaN;
   if (!Number.isSafeInteger(n) || n < min || n > max) throw invalid(`${name} must be an integer from ${min} to ${max}`, [{ field: name, message: 'out of range' }]);
   return n;
+}
+
+/** A page of the audit trail as GET /audit (and gRPC Audit.ListAudit) answers it. */
+export interface AuditPage {
+  tenant: string;
+  records: AuditRecord[];
+  /** The `after` of the next page; null at the end. */
+  next: number | null;
+  /** The chain's last record; null while the chain is empty. */
+  head: { seq: number; hash: string } | null;
+}
+
+/** The records after chain position `after`, at most `limit`, with the next page's `after` and the head. */
+export async function auditPage(audit: AuditLog, tenant: string, after: number, limit: number): Promise<AuditPage> {
+  const { records, head } = await audit.page(tenant, after, limit);
+  const last = records[records.length - 1];
+  return {
+    tenant,
+    records,
+    next: last && last.seq < head.seq ? last.seq : null,
+    head: head.seq > 0 ? { seq: head.seq, hash: head.hash } : null,
+  };
 }
 
 /**
@@ -27,16 +50,9 @@ export class AuditController {
 
   @Get()
   @Operation('audit.get')
-  async list(@Param('t') t: string, @Query() q: Record<string, unknown>) {
+  list(@Param('t') t: string, @Query() q: Record<string, unknown>) {
     const after = intParam(q.after, 'after', 0, Number.MAX_SAFE_INTEGER, 0);
-    const limit = intParam(q.limit, 'limit', 1, MAX_LIMIT, DEFAULT_LIMIT);
-    const { records, head } = await this.audit.page(t, after, limit);
-    const last = records[records.length - 1];
-    return {
-      tenant: t,
-      records,
-      next: last && last.seq < head.seq ? last.seq : null,
-      head: head.seq > 0 ? { seq: head.seq, hash: head.hash } : null,
-    };
+    const limit = intParam(q.limit, 'limit', 1, MAX_AUDIT_LIMIT, DEFAULT_AUDIT_LIMIT);
+    return auditPage(this.audit, t, after, limit);
   }
 }

@@ -6,7 +6,7 @@ import type { AuditTarget } from './chain.js';
  * picked field by field from what the operation returned (metadata) or from its route; nothing is
  * copied wholesale, so no key, secret or credential material can slip into a record.
  *
- * Recorded elsewhere: `policy.put` (PolicyController, with the revision and the rules) and
+ * Recorded elsewhere: `policy.put` (TenantPolicyApi, for REST and gRPC, with the revision and the rules) and
  * `approvals.decide` (ApprovalsService, once the decision is in the run's journal).
  */
 export interface AuditFacts {
@@ -87,7 +87,8 @@ export function restAuditFacts(op: string, x: RestExchange): AuditFacts | undefi
 export const AUDITED_GRPC_PATHS: ReadonlySet<string> = new Set([
   '/agentmesh.v1.Tenants/CreateTenant', '/agentmesh.v1.Tenants/IssueApiKey', '/agentmesh.v1.Tenants/RevokeApiKey',
   '/agentmesh.v1.Tools/PutTool', '/agentmesh.v1.Tools/DisableTool', '/agentmesh.v1.Tools/EnableTool',
-  '/agentmesh.v1.Agents/PutAgent', '/agentmesh.v1.Credentials/PutCredential', '/agentmesh.v1.Budgets/PutBudget',
+  '/agentmesh.v1.Agents/PutAgent', '/agentmesh.v1.Credentials/PutCredential', '/agentmesh.v1.Credentials/RevokeCredential',
+  '/agentmesh.v1.Budgets/PutBudget',
 ]);
 
 /** Audit facts of a successful gRPC call (`/agentmesh.v1.Service/Method`), or undefined. */
@@ -133,8 +134,19 @@ export function grpcAuditFacts(path: string, request: unknown, response: unknown
         details: { kind: pbEnum('CREDENTIAL_KIND', c.kind), allowedTools: strs(c.allowed_tools), scopes: strs(c.scopes), created: bool(res.created) },
       };
     }
-    case '/agentmesh.v1.Budgets/PutBudget':
-      return { tenant: t, action: 'budget.put', target: { type: 'budget', id: t }, details: { limitUsd: num(req.limit_usd), period: pbEnum('BUDGET_PERIOD', req.period) ?? str(req.period) } };
+    case '/agentmesh.v1.Credentials/RevokeCredential':
+      return { tenant: t, action: 'credentials.revoke', target: { type: 'credential', id: str(req.name) ?? '' } };
+    case '/agentmesh.v1.Budgets/PutBudget': {
+      // as REST records its body: an unset limit is `null` (no limit); agents' caps likewise
+      const agents = Object.entries(obj(req.agents));
+      return {
+        tenant: t, action: 'budget.put', target: { type: 'budget', id: t },
+        details: {
+          limitUsd: num(req.limit_usd) ?? null, period: pbEnum('BUDGET_PERIOD', req.period) ?? str(req.period),
+          agents: agents.length ? Object.fromEntries(agents.map(([name, a]) => [name, { limitUsd: num(obj(a).limit_usd) ?? null }])) : undefined,
+        },
+      };
+    }
     default:
       return undefined;
   }

@@ -1,7 +1,7 @@
 import type { UntypedServiceImplementation } from '@grpc/grpc-js';
 import { isResourceName, notFound, type CredentialView } from '#libs/contracts';
 import type { RpcClient } from '#libs/messaging';
-import { enumFromRest, toPbTimestamp, type PbCredential, type PbListCredentialsResponse, type PbPutCredentialRequest, type PbPutCredentialResponse, type PbTenantRequest } from '#libs/sdk';
+import { enumFromRest, toPbTimestamp, type PbCredential, type PbListCredentialsResponse, type PbPutCredentialRequest, type PbPutCredentialResponse, type PbRevokeCredentialRequest, type PbRevokeCredentialResponse, type PbTenantRequest } from '#libs/sdk';
 import { required, unary, type CallContext, type CallDeps } from '../grpc/call.js';
 import { compact, given, restEnum } from '../grpc/mapping.js';
 import { assertCredentialBody } from './credentials.controller.js';
@@ -44,6 +44,15 @@ export function credentialsService(rpc: RpcClient, deps: CallDeps, method: (name
     ListCredentials: unary(method('ListCredentials'), deps, async (req: PbTenantRequest, ctx: CallContext): Promise<PbListCredentialsResponse> => {
       await ctx.authorize('credentials.list', req.tenant, undefined);
       return { credentials: (await rpc.call('credentials.list', { tenantId: req.tenant! })).credentials.map(credentialToPb) };
+    }),
+    // REST DELETE /credentials/{name} is decided as a credential write (credentials.put), and so is this
+    RevokeCredential: unary(method('RevokeCredential'), deps, async (req: PbRevokeCredentialRequest, ctx: CallContext): Promise<PbRevokeCredentialResponse> => {
+      await ctx.authorize('credentials.put', req.tenant, undefined);
+      const name = required(req.name, 'name');
+      if (!isResourceName(name)) throw notFound(`credential ${name}`);
+      ctx.checkpoint();
+      await rpc.call('credentials.revoke', { tenantId: req.tenant!, name });
+      return { name };
     }),
   };
 }

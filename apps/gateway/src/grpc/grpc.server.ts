@@ -9,14 +9,20 @@ import type { AppConfig } from '#libs/config';
 import { CONFIG, LOGGER, NATS } from '#libs/messaging';
 import type { Logger } from '#libs/telemetry';
 import { AgentsService } from '../agents/agents.service.js';
+import { AuditLog } from '../audit/audit.service.js';
 import { Authorizer } from '../http/auth.js';
+import { GatewayPolicy } from '../policy/gateway-policy.js';
 import { RunsService } from '../runs/runs.service.js';
 import { TenantsService } from '../tenants/keys.service.js';
+import { SessionsService } from '../tenants/sessions.service.js';
 import { OVERSIZE, type CallContext, type CallDeps } from './call.js';
 import { createServiceImplementations } from './handlers.js';
 
 /** Services the health protocol reports on ('' is the server as a whole). */
-const SERVED = ['', 'agentmesh.v1.Tenants', 'agentmesh.v1.Tools', 'agentmesh.v1.Agents', 'agentmesh.v1.Runs'];
+const SERVED = [
+  '', 'agentmesh.v1.Tenants', 'agentmesh.v1.Tools', 'agentmesh.v1.Agents', 'agentmesh.v1.Runs', 'agentmesh.v1.Approvals',
+  'agentmesh.v1.Credentials', 'agentmesh.v1.Budgets', 'agentmesh.v1.Audit', 'agentmesh.v1.Policies', 'agentmesh.v1.Sessions',
+];
 const SHUTDOWN_GRACE_MS = 5_000;
 
 /**
@@ -58,6 +64,9 @@ export class GrpcGateway implements OnApplicationBootstrap, OnModuleDestroy {
     private readonly tenants: TenantsService,
     private readonly agents: AgentsService,
     private readonly auth: Authorizer,
+    private readonly audit: AuditLog,
+    private readonly policy: GatewayPolicy,
+    private readonly sessions: SessionsService,
     @Inject(NATS) private readonly nc: NatsConnection,
     @Inject(CONFIG) private readonly config: AppConfig,
     @Inject(LOGGER) private readonly logger: Logger,
@@ -91,7 +100,10 @@ export class GrpcGateway implements OnApplicationBootstrap, OnModuleDestroy {
         return () => this.streams.delete(ctx);
       },
     };
-    const impls = await createServiceImplementations({ tenants: this.tenants, agents: this.agents, runs: this.runs, nc: this.nc }, deps);
+    const impls = await createServiceImplementations({
+      tenants: this.tenants, agents: this.agents, runs: this.runs, nc: this.nc, audit: this.audit,
+      policy: this.policy, sessions: this.sessions, budgetStateCacheMs: this.config.budgetStateCacheMs,
+    }, deps);
     for (const [name, impl] of Object.entries(impls)) {
       server.addService(oversizeAware(pkg[name] as unknown as ServiceDefinition, maxBytes), impl);
     }

@@ -16,9 +16,17 @@ import type {
 } from '#libs/sdk';
 import { KvDocuments } from '#libs/store';
 import type { AgentsService } from '../agents/agents.service.js';
+import { auditService } from '../audit/audit.grpc.js';
 import { AuditLog } from '../audit/audit.service.js';
 import { auditGrpcCalls } from '../audit/grpc-audit.js';
+import { BudgetsApi } from '../budgets/budgets.api.js';
+import { budgetsService } from '../budgets/budgets.grpc.js';
 import { credentialsService } from '../credentials/credentials.grpc.js';
+import type { GatewayPolicy } from '../policy/gateway-policy.js';
+import { TenantPolicyApi } from '../policy/policy.api.js';
+import { policiesService } from '../policy/policy.grpc.js';
+import { sessionsService } from '../tenants/sessions.grpc.js';
+import type { SessionsService } from '../tenants/sessions.service.js';
 import { approvalToPb } from '../approvals/approval-pb.js';
 import { approvalStatusParam, ApprovalsService, type DecideApprovalBody } from '../approvals/approvals.service.js';
 import type { RunsService, StartRunBody } from '../runs/runs.service.js';
@@ -28,7 +36,6 @@ import {
   agentBodyFromPb, agentToPb, apiKeyToPb, compact, eventToPb, given, isTerminalStatus, restEnum, rolesFromPb, runSummaryToPb,
   runToPb, startRunBodyFromPb, tenantToPb, toolBodyFromPb, toolVersionToPb,
 } from './mapping.js';
-import { NotImplementedError } from './status.js';
 
 const v = new SchemaValidator();
 const DEFAULT_PAGE = 20;
@@ -44,6 +51,12 @@ export interface HandlerServices {
   audit?: AuditLog;
   /** The REST ApprovalsService; one is made from `nc` and the call deps when not given. */
   approvals?: ApprovalsService;
+  /** The gateway's policy (rules in KV), which the Policies service reads and replaces. */
+  policy: GatewayPolicy;
+  /** Session histories (Sessions service). */
+  sessions: SessionsService;
+  /** How long a tenant's budget state is trusted for admission (config.budgetStateCacheMs). */
+  budgetStateCacheMs: number;
 }
 
 /** A resource name from a request: required, and a malformed one is NOT_FOUND (as a malformed REST path segment). */
@@ -251,13 +264,6 @@ export async function createServiceImplementations(s: HandlerServices, deps: Cal
     }),
   };
 
-  const notYet = (service: string, methods: string[], rest: string) => Object.fromEntries(methods.map((name) => [
-    name,
-    unary(m(service, name), deps, async () => {
-      throw new NotImplementedError(`${PKG}.${service}/${name} is not implemented yet: ${rest} is not served by this platform version (REST neither)`);
-    }),
-  ]));
-
   // security-relevant calls go to the audit trail on success, as their REST twins do
   const audit = s.audit ?? await AuditLog.open(s.nc, deps.logger);
   return auditGrpcCalls(audit, deps.auth, deps.logger, {
@@ -267,6 +273,10 @@ export async function createServiceImplementations(s: HandlerServices, deps: Cal
     [`${PKG}.Runs`]: Runs,
     [`${PKG}.Approvals`]: Approvals,
     [`${PKG}.Credentials`]: credentialsService(rpc, deps, (name) => m('Credentials', name)),
-    [`${PKG}.Budgets`]: notYet('Budgets', ['GetBudget', 'PutBudget', 'GetUsage'], 'the budgets and usage API'),
+    [`${PKG}.Budgets`]: budgetsService(new BudgetsApi(s.nc, s.budgetStateCacheMs), deps, (name) => m('Budgets', name)),
+    [`${PKG}.Audit`]: auditService(audit, deps, (name) => m('Audit', name)),
+    // PutPolicy records its own audit entry (with the rules), as PUT /policy does
+    [`${PKG}.Policies`]: policiesService(new TenantPolicyApi(s.policy, audit), deps, (name) => m('Policies', name)),
+    [`${PKG}.Sessions`]: sessionsService(s.sessions, deps, (name) => m('Sessions', name)),
   });
 }
