@@ -42,7 +42,8 @@ function prunePending(runs: Record<string, ActiveEntry>, now: number): Record<st
 
 function pruneEnded(ended: Readonly<Record<string, number>> | undefined, now: number): Record<string, number> | undefined {
   if (!ended) return undefined;
-  const kept = Object.entries(ended).filter(([, at]) => now - at < TOMBSTONE_TTL_MS).sort((a, b) => b[1] - a[1]).slice(0, MAX_TOMBSTONES);
+  let kept = Object.entries(ended).filter(([, at]) => now - at < TOMBSTONE_TTL_MS);
+  if (kept.length > MAX_TOMBSTONES) kept = kept.sort((a, b) => b[1] - a[1]).slice(0, MAX_TOMBSTONES); // the newest
   return kept.length ? Object.fromEntries(kept) : undefined;
 }
 
