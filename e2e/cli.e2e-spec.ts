@@ -3,7 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { servePlanner, type PlannerServer } from '#libs/sdk';
 import { runCli } from '../apps/cli/src/cli.js';
+import { createConfigAssistant } from '../examples/config-assistant/assistant.js';
 import { memoryIO } from '../apps/cli/src/test/fakes.js';
 import { freePort } from '../scripts/mesh.mjs';
 import { newTenant, startTestMesh, type Mesh } from './support/harness.js';
@@ -236,6 +238,59 @@ describe('the agentmesh CLI against a running mesh', () => {
         expect(r.err).toMatch(/^error: .+ \([a-z_]+\)\n/);
       }
       expect(r.out + r.err).not.toContain('s3cr3t-value');
+    }
+  });
+
+  it('lists and revokes credentials without ever printing a secret, and shows usage', async () => {
+    writeFileSync(join(dir, 'cred2.json'), JSON.stringify({ kind: 'api_key', secret: 's3cr3t-two', allowedTools: ['echo'], scopes: [] }));
+    expect(await am(['credentials', 'put', 'crm', '--file', 'cred2.json'])).toMatchObject({ code: 0, out: 'stored credential crm\n' });
+    const listed = await am(['credentials', 'list']);
+    expect(listed).toMatchObject({ code: 0, err: '' });
+    expect(listed.out).toMatch(/^NAME +KIND +TOOLS +SCOPES +UPDATED\n/);
+    expect(listed.out).toMatch(/\ncrm +api_key +echo +- +\d{4}-/);
+    expect(listed.out).not.toContain('s3cr3t');
+    expect(await am(['credentials', 'revoke', 'crm'])).toMatchObject({ code: 0, out: 'revoked credential crm\n' });
+    expect((await am(['credentials', 'list', '--json'])).out).not.toContain('"crm"');
+    const usage = await am(['budget', 'usage', '--group-by', 'agent', '--json']);
+    expect(usage.code).toBe(0);
+    expect(JSON.parse(usage.out)).toMatchObject({ groupBy: 'agent', totals: { calls: expect.any(Number) } });
+    expect((await am(['budget', 'usage'])).out).toMatch(/^usage from \S+ to \S+\n/);
+  });
+
+  it('drives an external planner agent over turns of a session, follows it with its partial output, and replays it', async () => {
+    let planner: PlannerServer | undefined;
+    try {
+      planner = await servePlanner(createConfigAssistant({ name: 'cli-cfg' }), { servers: mesh.natsUrl });
+      const tools = {
+        'config_get.json': { version: '1', riskTier: 'read', transport: { kind: 'builtin', name: 'memory_get' }, inputSchema: { type: 'object', required: ['key'] } },
+        'config_set.json': { version: '1', riskTier: 'write', transport: { kind: 'builtin', name: 'memory_put' }, inputSchema: { type: 'object', required: ['key', 'value'] } },
+        'cfg.json': { version: '1', planner: 'cli-cfg', tools: ['config_get', 'config_set'] },
+      };
+      for (const [f, body] of Object.entries(tools)) writeFileSync(join(dir, f), JSON.stringify(body));
+      expect((await am(['tools', 'put', 'config_get', '-f', 'config_get.json'])).code).toBe(0);
+      expect((await am(['tools', 'put', 'config_set', '-f', 'config_set.json'])).code).toBe(0);
+      expect((await am(['agents', 'put', 'cfg', '-f', 'cfg.json'])).code).toBe(0);
+
+      const proposed = await am(['runs', 'start', 'cfg', '--session', 'cli-s1', '--input', '"set timeout to 30"', '--follow', '--json']);
+      expect(proposed).toMatchObject({ code: 0, err: '' });
+      expect(JSON.parse(proposed.out)).toMatchObject({ status: 'completed', output: { state: 'awaiting_confirmation' } });
+
+      const applied = await am(['runs', 'start', 'cfg', '--session', 'cli-s1', '--input', '"yes"', '--follow']);
+      expect(applied).toMatchObject({ code: 0, err: '' });
+      const lines = applied.out.trim().split('\n');
+      expect(lines[0]).toMatch(/^run (run_\w+)  agent cfg@1  planner cli-cfg$/);
+      expect(lines[1]).toBe('  partial     Applying timeout = 30…');
+      expect(lines[2]).toMatch(/^  step 1 +config_set@1 +\S+ m?s  ok$/);
+      expect(lines.at(-1)).toBe('output: {"state":"done","message":"Applied: timeout is now 30.","change":{"key":"timeout","value":30,"previous":null},"result":{"key":"timeout","stored":true}}');
+      const runId = /^run (run_\w+)/.exec(lines[0])![1];
+
+      const journal = await am(['journal', runId]);
+      expect(journal.out).toMatch(/planner\.decided +cli-cfg call_tool config_set \(write\)/);
+      const replayed = await am(['replay', runId, '--json']);
+      expect(replayed).toMatchObject({ code: 0, err: '' });
+      expect(JSON.parse(replayed.out)).toMatchObject({ ok: true, runId, status: 'completed' });
+    } finally {
+      await planner?.close();
     }
   });
 

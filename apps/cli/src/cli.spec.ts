@@ -209,3 +209,79 @@ describe('replay', () => {
     expect(r.out).toContain('(run failed)');
   });
 });
+
+describe('credentials and usage', () => {
+  const creds = { credentials: [
+    { name: 'stripe', kind: 'bearer', allowedTools: ['pay', 'refund'], scopes: [], createdAt: '2025-01-01T12:00:00.000Z', updatedAt: '2025-01-02T08:00:00.000Z' },
+    { name: 'crm', kind: 'oauth2_client_credentials', allowedTools: ['crm_get'], scopes: ['read', 'write'], createdAt: '2025-01-01T12:00:00.000Z', updatedAt: '2025-01-01T12:00:00.000Z' },
+  ] };
+
+  it('lists credentials as metadata and revokes one', async () => {
+    const r = await cli(['credentials', 'list'], { [`GET ${T}/credentials`]: json(200, creds) });
+    expect(r).toMatchObject({ code: 0, err: '' });
+    expect(r.out).toBe([
+      'NAME    KIND                       TOOLS       SCOPES      UPDATED',
+      'stripe  bearer                     pay,refund  -           2025-01-02 08:00:00',
+      'crm     oauth2_client_credentials  crm_get     read write  2025-01-01 12:00:00',
+      '',
+    ].join('\n'));
+    expect(JSON.parse((await cli(['credentials', 'list', '--json'], { [`GET ${T}/credentials`]: json(200, creds) })).out)).toEqual(creds);
+    const revoked = await cli(['credentials', 'revoke', 'stripe'], { [`DELETE ${T}/credentials/stripe`]: new Response(null, { status: 204 }) });
+    expect(revoked).toMatchObject({ code: 0, out: 'revoked credential stripe\n' });
+    expect(revoked.requests[0]).toMatchObject({ method: 'DELETE', url: `http://gw:1${T}/credentials/stripe` });
+  });
+
+  it('shows metered usage grouped, with the range and grouping passed as query parameters', async () => {
+    const report = {
+      tenantId: 'acme', from: '2025-01-01T00:00:00.000Z', to: '2025-01-02T00:00:00.000Z', granularity: 'hour', groupBy: 'agent',
+      totals: { usd: 0.25, calls: 12, inputTokens: 1000, outputTokens: 200 },
+      groups: [{ key: 'hello', usd: 0.05, calls: 10, inputTokens: 0, outputTokens: 0 }, { key: 'assistant', usd: 0.2, calls: 2, inputTokens: 1000, outputTokens: 200 }],
+    };
+    const r = await cli(['budget', 'usage', '--from', '2025-01-01', '--to', '2025-01-02', '--group-by', 'agent'], { [`GET ${T}/usage`]: json(200, report) });
+    expect(r.code).toBe(0);
+    expect(new URL(r.requests[0].url).search).toBe('?from=2025-01-01&to=2025-01-02&groupBy=agent');
+    const lines = r.out.split('\n');
+    expect(lines[0]).toBe('usage from 2025-01-01T00:00:00.000Z to 2025-01-02T00:00:00.000Z by agent');
+    expect(lines[1].split(/ +/)).toEqual(['AGENT', 'COST', 'CALLS', 'TOKENS', 'IN', 'TOKENS', 'OUT']);
+    expect(lines.slice(2, 5).map((l) => l.split(/ +/)[0])).toEqual(['hello', 'assistant', 'total']);
+    expect(lines[4]).toContain('$0.2500');
+    expect((await cli(['budget', 'usage', '--group-by', 'day'])).err).toContain('error: --group-by must be one of agent, model, tool (usage)');
+  });
+});
+
+describe('following a run of an external planner', () => {
+  const runId = RUN_ID;
+  const ev = (seq: number, type: string, step: number, data: unknown) => ({ seq, runId, tenantId: 'acme', type, at: new Date(Date.UTC(2025, 0, 1, 12, 0, 0, seq * 10)).toISOString(), step, data });
+  const agent = { name: 'cfg', version: '1', planner: 'config-assistant', tools: ['config_set'], limits: {} };
+  const journal = [
+    ev(1, 'run.created', 0, { agent, input: 'yes', sessionId: 's1' }),
+    ev(2, 'run.started', 0, { tools: { config_set: { name: 'config_set', version: '1', riskTier: 'write' } }, session: { turns: [], memory: {} } }),
+    ev(3, 'planner.decided', 0, { decisionKey: `${runId}:d1`, planner: 'config-assistant', protocol: 'planner.v1', decision: { kind: 'call_tool', tool: 'config_set', args: { key: 'timeout', value: 30 }, id: 'write' }, emit: ['Applying timeout = 30…'] }),
+    ev(4, 'llm.delta', 0, { callKey: `${runId}:d1`, text: 'Applying timeout = 30…' }),
+    ev(5, 'step.started', 1, { kind: 'tool', stepId: 'write', tool: 'config_set', args: { key: 'timeout', value: 30 } }),
+    ev(6, 'tool.called', 1, { callKey: `${runId}:1:0`, tool: 'config_set', version: '1', riskTier: 'write' }),
+    ev(7, 'tool.completed', 1, { callKey: `${runId}:1:0`, result: { stored: true }, durationMs: 4 }),
+    ev(8, 'planner.decided', 1, { decisionKey: `${runId}:d2`, planner: 'config-assistant', protocol: 'planner.v1', decision: { kind: 'finish', output: { state: 'done' } } }),
+    ev(9, 'run.completed', 1, { output: { state: 'done' }, cost: { usd: 0, inputTokens: 0, outputTokens: 0 } }),
+  ];
+
+  it("shows the planner's partial output as it streams, then the steps and the outcome", async () => {
+    const r = await cli(['runs', 'tail', runId], { [`GET ${T}/runs/${runId}/events`]: sse(journal) });
+    expect(r.code).toBe(0);
+    expect(r.out).toBe([
+      `run ${runId}  agent cfg@1  planner config-assistant`,
+      '  partial     Applying timeout = 30…',
+      '  step 1      config_set@1            4 ms  ok',
+      'completed in 80 ms  1 step  cost $0.0000',
+      'output: {"state":"done"}',
+      '',
+    ].join('\n'));
+  });
+
+  it("prints the planner's decisions in the journal", async () => {
+    const r = await cli(['journal', runId], { [`GET ${T}/runs/${runId}/events`]: sse(journal) });
+    const lines = r.out.trim().split('\n');
+    expect(lines[2]).toMatch(/planner\.decided +config-assistant call_tool config_set \(write\) \{"key":"timeout","value":30\}$/);
+    expect(lines[7]).toMatch(/planner\.decided +config-assistant finish \{"state":"done"\}$/);
+  });
+});

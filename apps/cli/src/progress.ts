@@ -1,5 +1,8 @@
-import type { AnyJournalEvent } from '#libs/contracts';
+import type { AnyJournalEvent, PlannerDecision } from '#libs/contracts';
 import { compactJson, formatDuration, formatUsd, type Output } from './output.js';
+
+/** The call key of an external planner's decision (`<runId>:d<n>`), as opposed to an LLM call's. */
+const PLANNER_DECISION_KEY = /:d\d+$/;
 
 const ms = (from: string | undefined, to: string): number => (from ? Date.parse(to) - Date.parse(from) : NaN);
 
@@ -15,6 +18,8 @@ export class RunProgress {
   private stepTool = new Map<number, string>();
   private live = false;
   private ended = false;
+  /** Streamed LLM text of the step in flight (shown live on a terminal). */
+  private streamed = '';
 
   constructor(private readonly out: Output) {}
 
@@ -65,6 +70,16 @@ export class RunProgress {
       case 'tool.called':
         this.stepTool.set(e.step, `${e.data.tool}@${e.data.version}`);
         break;
+      case 'llm.delta':
+        if (PLANNER_DECISION_KEY.test(e.data.callKey)) {
+          // an external planner's partial output: a line of its own
+          this.line(`  ${'partial'.padEnd(10)}  ${e.data.text}`);
+        } else {
+          this.streamed += e.data.text;
+          const tail = this.streamed.replace(/\s+/g, ' ').slice(-60);
+          this.showLive(`  ${this.label(e.step)}  ${(this.stepTool.get(e.step) ?? '').padEnd(18)}  ${tail}`);
+        }
+        break;
       case 'tool.completed':
         this.stepLine(e.step, '', e.data.durationMs, this.out.paint('ok', 'green'));
         break;
@@ -72,6 +87,7 @@ export class RunProgress {
         this.stepLine(e.step, `${e.data.error.code}: ${e.data.error.message}`, e.data.durationMs, this.out.paint('failed', 'red'));
         break;
       case 'llm.completed':
+        this.streamed = '';
         this.stepLine(e.step, `${e.data.usage.inputTokens}/${e.data.usage.outputTokens} tokens  ${formatUsd(e.data.costUsd)}`, ms(this.stepStartedAt.get(e.step), e.at), this.out.paint('ok', 'green'));
         break;
       case 'approval.requested':
@@ -128,12 +144,23 @@ export function describeEvent(e: AnyJournalEvent): string {
     case 'approval.requested': return `${e.data.approvalId} ${e.data.tool}@${e.data.version} (${e.data.riskTier}) expires ${e.data.expiresAt}`;
     case 'approval.granted': case 'approval.denied': return `${e.data.approvalId} by ${e.data.by}${e.data.reason ? `: ${e.data.reason}` : ''}`;
     case 'approval.expired': return e.data.approvalId;
+    case 'planner.decided': return `${e.data.planner} ${decisionText(e.data.decision)}`;
     case 'budget.reserved': case 'budget.settled': return `${formatUsd(e.data.usd)} ${e.data.callKey}`;
     case 'run.cancel_requested': return e.data.reason ?? '';
     case 'run.completed': return `output ${compactJson(e.data.output, 80)}`;
     case 'run.failed': return `${e.data.error.code}: ${e.data.error.message}`;
     case 'run.cancelled': return e.data.reason ?? '';
     default: return compactJson((e as { data?: unknown }).data, 80);
+  }
+}
+
+function decisionText(d: PlannerDecision): string {
+  switch (d.kind) {
+    case 'call_tool': return `call_tool ${d.tool}${d.id ? ` (${d.id})` : ''}${d.requireApproval ? ' with approval' : ''} ${compactJson(d.args, 60)}`;
+    case 'call_llm': return `call_llm ${d.model ?? d.hint ?? 'auto'} (${d.messages.length} message${d.messages.length === 1 ? '' : 's'})`;
+    case 'emit': return `emit ${compactJson(d.output, 60)}`;
+    case 'finish': return `finish ${compactJson(d.output, 60)}`;
+    case 'fail': return `fail${d.code ? ` ${d.code}` : ''}: ${d.message}`;
   }
 }
 

@@ -1,9 +1,18 @@
 import type { CommandSpec } from '../command.js';
 import { EXIT, UsageError } from '../errors.js';
-import { compactJson, formatUsd, keyValues } from '../output.js';
-import { tenantPath } from './paths.js';
+import { compactJson, formatUsd, keyValues, table } from '../output.js';
+import { tenantPath, withQuery } from './paths.js';
 
 interface Budget { limitUsd?: number; period?: string; spentUsd?: number; spent?: number; reservedUsd?: number; reserved?: number; remainingUsd?: number; [k: string]: unknown }
+
+interface UsageTotals { usd: number; calls: number; inputTokens: number; outputTokens: number }
+interface UsageReport { tenantId: string; from: string; to: string; groupBy: string | null; totals: UsageTotals; groups: Array<{ key: string } & UsageTotals> }
+
+const GROUP_BY = ['agent', 'model', 'tool'];
+
+function usageRow(label: string, u: UsageTotals): string[] {
+  return [label, formatUsd(u.usd), String(u.calls), String(u.inputTokens), String(u.outputTokens)];
+}
 
 function show(b: Budget): string {
   const spent = b.spentUsd ?? b.spent;
@@ -49,6 +58,27 @@ export const budgetCommands: CommandSpec[] = [
       const res = await ctx.api().request<Budget>('PUT', tenantPath(ctx, 'budget'), body);
       if (ctx.json) ctx.out.document(res.body);
       else ctx.out.print(`budget set\n${show(res.body ?? (body as Budget))}`);
+      return EXIT.ok;
+    },
+  },
+  {
+    path: ['budget', 'usage'],
+    summary: 'metered usage (cost, calls, tokens) over a time range, optionally grouped',
+    options: {
+      from: { type: 'string', value: 'date', description: 'start, ISO-8601 date or date-time (default: the start of the month)' },
+      to: { type: 'string', value: 'date', description: 'end, exclusive (default: now)' },
+      'group-by': { type: 'string', value: 'agent|model|tool', description: 'one row per agent, model or tool' },
+    },
+    async run(ctx, { opts }) {
+      const groupBy = opts['group-by'] as string | undefined;
+      if (groupBy !== undefined && !GROUP_BY.includes(groupBy)) throw new UsageError(`--group-by must be one of ${GROUP_BY.join(', ')}`, 'budget usage');
+      const res = await ctx.api().request<UsageReport>('GET', withQuery(tenantPath(ctx, 'usage'), { from: opts.from as string | undefined, to: opts.to as string | undefined, groupBy }));
+      const u = res.body;
+      if (ctx.json) { ctx.out.document(u); return EXIT.ok; }
+      ctx.out.print(`usage from ${u.from} to ${u.to}${u.groupBy ? ` by ${u.groupBy}` : ''}`);
+      ctx.out.print(table([u.groupBy ? u.groupBy.toUpperCase() : '', 'COST', 'CALLS', 'TOKENS IN', 'TOKENS OUT'], [
+        ...u.groups.map((g) => usageRow(g.key, g)), usageRow('total', u.totals),
+      ]));
       return EXIT.ok;
     },
   },

@@ -6,6 +6,10 @@ import { answer, type PlannerDefinition } from './planner.js';
 export interface ServePlannerOptions {
   /** NATS server URL(s) of the mesh, e.g. `nats://127.0.0.1:4222`. Ignored when `connection` is given. */
   servers?: string | string[];
+  /** NATS credentials (a user and password, or a token), for a mesh whose NATS requires them. */
+  user?: string;
+  pass?: string;
+  token?: string;
   /** An open NATS connection to use instead (the SDK does not close it). */
   connection?: NatsConnection;
   /** Serve only these tenants; default: every tenant whose agents name this planner. */
@@ -39,9 +43,14 @@ export async function servePlanner(planner: PlannerDefinition, opts: ServePlanne
   if (!nc) {
     if (!opts.servers) throw new PlannerConnectionError('servePlanner needs `servers` (the mesh NATS URL) or a `connection`');
     try {
-      nc = await connect({ servers: opts.servers, name: `planner:${planner.name}`, maxReconnectAttempts: -1, reconnectTimeWait: 500 });
+      nc = await connect({
+        servers: opts.servers, name: `planner:${planner.name}`, maxReconnectAttempts: -1, reconnectTimeWait: 500,
+        ...(opts.user !== undefined ? { user: opts.user, pass: opts.pass } : {}), ...(opts.token !== undefined ? { token: opts.token } : {}),
+      });
     } catch (e) {
-      throw new PlannerConnectionError(`could not connect to NATS at ${String(opts.servers)}: ${(e as Error).message}`, { cause: e });
+      // the URLs without any credentials written into them
+      const where = [opts.servers].flat().map((u) => u.replace(/\/\/[^@/]*@/, '//')).join(',');
+      throw new PlannerConnectionError(`could not connect to NATS at ${where}: ${(e as Error).message}`, { cause: e });
     }
   }
   const conn = nc;
