@@ -2,6 +2,7 @@ import { APP_GUARD, APP_INTERCEPTOR } from '@nestjs/core';
 import express from 'express';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { ServiceDefinition } from '#libs/messaging';
+import { StoreModule } from '#libs/store';
 import { AgentsController } from './agents/agents.controller.js';
 import { AgentsService } from './agents/agents.service.js';
 import { ApprovalsController } from './approvals/approvals.controller.js';
@@ -31,6 +32,8 @@ import { ToolsController } from './tools/tools.controller.js';
 export const gateway: ServiceDefinition = {
   service: 'gateway',
   module: {
+    // documents and read models (tenants, keys, agents, run index): MongoDB when MONGODB_URI is set, KV otherwise
+    imports: [StoreModule.forRoot()],
     controllers: [
       TenantsController, AgentsController, ToolsController, RunsController, BudgetsController, ApprovalsController, CredentialsController,
       PolicyController, AuditController, SessionsController,

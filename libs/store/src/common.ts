@@ -22,6 +22,24 @@ export function assertSessionId(sessionId: string): void {
   if (typeof sessionId !== 'string' || !SESSION_ID.test(sessionId)) throw invalid('malformed session id', [{ field: 'sessionId', message: 'is malformed' }]);
 }
 
+/**
+ * `forTenant` memoised: the tenant-bound repositories are stateless (a context and the tenant id),
+ * so services on the hot path (every authenticated request, every run start) reuse them instead of
+ * validating the id and allocating ten objects per call. Bounded: the map is cleared when full.
+ */
+export function memoForTenant<R>(make: (tenantId: string) => R, max = 10_000): (tenantId: string) => R {
+  const cache = new Map<string, R>();
+  return (tenantId: string): R => {
+    let r = cache.get(tenantId);
+    if (r === undefined) {
+      r = make(tenantId); // validates the id: a malformed one throws and is never cached
+      if (cache.size >= max) cache.clear();
+      cache.set(tenantId, r);
+    }
+    return r;
+  };
+}
+
 export const pageSize = (limit: number | undefined): number => {
   if (limit === undefined) return DEFAULT_PAGE;
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE) throw invalid(`limit must be an integer in [1, ${MAX_PAGE}]`, [{ field: 'limit', message: 'out of range' }]);

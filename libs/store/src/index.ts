@@ -10,3 +10,4 @@ export { createKvRepositories, STORE_BUCKETS } from './kv/kv-repositories.js';
 export { createMongoRepositories, isUnreachable as isMongoUnreachable } from './mongo/mongo-repositories.js';
 export { DEFAULT_SESSION_TTL_MS, hourKey, type HourRollup, type Tally } from './common.js';
 export { RunIndexProjector, RUN_INDEX_CHECKPOINT, type RunIndexProjectorOptions, type ProjectionReport } from './run-index-projector.js';
+export { StoreModule, STORE } from './store.module.js';

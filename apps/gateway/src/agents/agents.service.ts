@@ -1,28 +1,43 @@
 import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { BUCKETS, conflict, digestOf, type AgentRecord, type AgentSpec } from '#libs/contracts';
+import { BUCKETS, digestOf, type AgentRecord, type AgentSpec } from '#libs/contracts';
 import { NATS, openBucket } from '#libs/messaging';
-import { KvDocuments } from '#libs/store';
+import { KvDocuments, STORE, type Repositories } from '#libs/store';
 
 interface Latest { version: string }
 
-/** Agent definitions: immutable versions per tenant and a pointer to the latest. */
+/**
+ * How long a latest-version pointer read from MongoDB is trusted (the MongoDB backend has no KV
+ * watch): a new version defined through another gateway instance is used by `name` references
+ * within this time; through this instance, at once. `name@version` references are never stale.
+ */
+export const LATEST_CACHE_TTL_MS = 2000;
+
+/** Agent definitions: immutable versions per tenant and a pointer to the latest (libs/store AgentsRepository). */
 @Injectable()
 export class AgentsService implements OnModuleInit, OnModuleDestroy {
-  private versions!: KvDocuments<AgentRecord>;
-  private latest!: KvDocuments<Latest>;
   /** Versions are immutable, so resolved records are cached for good. */
   private readonly records = new Map<string, AgentRecord>();
-  /** Latest-version pointers by KV key, kept current by a watch. */
-  private readonly latestCache = new Map<string, string>();
+  /**
+   * Latest-version pointers by `<tenant>/<name>`. KV backend: kept current by a watch of the
+   * pointers in am_agents (hits live until the watch says otherwise). MongoDB: a hit lives
+   * LATEST_CACHE_TTL_MS.
+   */
+  private readonly latestCache = new Map<string, { version: string; until: number }>();
   private stopWatch?: () => void;
-  constructor(@Inject(NATS) private readonly nc: NatsConnection) {}
+  constructor(@Inject(NATS) private readonly nc: NatsConnection, @Inject(STORE) private readonly store: Repositories) {}
 
   async onModuleInit(): Promise<void> {
-    const kv = await openBucket(this.nc, BUCKETS.agents);
-    this.versions = new KvDocuments(kv);
-    this.latest = new KvDocuments(kv);
-    this.stopWatch = await this.latest.watchChanges((key, v) => v ? this.latestCache.set(key, v.version) : this.latestCache.delete(key), '*.latest.*');
+    if (this.store.backend !== 'kv') return;
+    // the pointers the KV repository writes: `<tenant>.latest.<name>` (libs/store README: KV layouts)
+    const latest = new KvDocuments<Latest>(await openBucket(this.nc, BUCKETS.agents));
+    const decode = (tok: string) => (tok.startsWith('=') ? Buffer.from(tok.slice(1), 'base64url').toString('utf8') : tok);
+    this.stopWatch = await latest.watchChanges((key, v) => {
+      const [t, , name] = key.split('.');
+      const k = `${decode(t)}/${decode(name)}`;
+      if (v) this.latestCache.set(k, { version: v.version, until: Infinity });
+      else this.latestCache.delete(k);
+    }, '*.latest.*');
   }
 
   onModuleDestroy(): void {
@@ -31,15 +46,9 @@ export class AgentsService implements OnModuleInit, OnModuleDestroy {
 
   async put(tenantId: string, spec: AgentSpec): Promise<{ agent: AgentRecord; created: boolean }> {
     const digest = digestOf(spec);
-    const rec: AgentRecord = { ...spec, tenantId, digest, createdAt: new Date().toISOString() };
-    if (await this.versions.create(tenantId, ['v', spec.name, spec.version], rec)) {
-      await this.latest.put(tenantId, ['latest', spec.name], { version: spec.version });
-      this.latestCache.set(this.latest.keyOf(tenantId, 'latest', spec.name), spec.version);
-      return { agent: rec, created: true };
-    }
-    const existing = await this.versions.get(tenantId, 'v', spec.name, spec.version);
-    if (existing && existing.digest === digest) return { agent: existing, created: false };
-    throw conflict(`agent ${spec.name} version ${spec.version} already exists with a different definition; versions are immutable`, 'version_exists');
+    const { record, created } = await this.store.forTenant(tenantId).agents.putVersion({ ...spec, digest, createdAt: new Date().toISOString() });
+    if (created) this.latestCache.set(`${tenantId}/${spec.name}`, { version: spec.version, until: this.until() });
+    return { agent: record, created };
   }
 
   /** `name` (latest version) or `name@version`. */
@@ -51,32 +60,39 @@ export class AgentsService implements OnModuleInit, OnModuleDestroy {
     const k = `${tenantId}/${name}@${version}`;
     const hit = this.records.get(k);
     if (hit) return hit;
-    const rec = await this.versions.get(tenantId, 'v', name, version);
-    if (rec) this.records.set(k, rec);
+    const rec = await this.store.forTenant(tenantId).agents.get(name, version);
+    if (rec) this.remember(rec);
     return rec;
   }
 
   private async latestVersion(tenantId: string, name: string): Promise<string | undefined> {
-    const key = this.latest.keyOf(tenantId, 'latest', name);
+    const key = `${tenantId}/${name}`;
     const cached = this.latestCache.get(key);
-    if (cached) return cached;
+    if (cached && cached.until > Date.now()) return cached.version;
     // only hits are cached: a cached miss could outlive a concurrent first definition
-    const v = (await this.latest.get(tenantId, 'latest', name))?.version;
-    if (v && !this.latestCache.has(key)) this.latestCache.set(key, v);
-    return v;
+    const rec = await this.store.forTenant(tenantId).agents.latest(name);
+    if (!rec) return undefined;
+    this.remember(rec);
+    const now = this.latestCache.get(key);
+    if (!now || now.until <= Date.now()) this.latestCache.set(key, { version: rec.version, until: this.until() });
+    return rec.version;
+  }
+
+  private remember(rec: AgentRecord): void {
+    if (this.records.size > 50_000) this.records.clear();
+    this.records.set(`${rec.tenantId}/${rec.name}@${rec.version}`, rec);
+  }
+
+  private until(): number {
+    return this.store.backend === 'kv' ? Infinity : Date.now() + LATEST_CACHE_TTL_MS;
   }
 
   async versionsOf(tenantId: string, name: string): Promise<AgentRecord[]> {
-    return (await this.versions.list(tenantId, 'v', name)).sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+    return this.store.forTenant(tenantId).agents.versions(name);
   }
 
   /** The latest version of each agent. */
   async list(tenantId: string): Promise<AgentRecord[]> {
-    const latest = new Map<string, AgentRecord>();
-    for (const a of await this.versions.list(tenantId, 'v')) {
-      const cur = latest.get(a.name);
-      if (!cur || a.createdAt > cur.createdAt) latest.set(a.name, a);
-    }
-    return [...latest.values()].sort((a, b) => a.name.localeCompare(b.name));
+    return this.store.forTenant(tenantId).agents.listLatest();
   }
 }

@@ -1,11 +1,11 @@
 import type { UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
-  agentBodySchema, AgentmeshError, BUCKETS, cancelRunBodySchema, createTenantBodySchema, decideApprovalBodySchema, invalid, isResourceName,
+  agentBodySchema, AgentmeshError, cancelRunBodySchema, createTenantBodySchema, decideApprovalBodySchema, invalid, isResourceName,
   isRunId, issueKeyBodySchema, notFound, SchemaValidator, startRunBodySchema, toolBodySchema, unavailable, VERSION,
   type AgentSpec, type Role, type ToolRegistration,
 } from '#libs/contracts';
-import { openBucket, RpcClient } from '#libs/messaging';
+import { RpcClient } from '#libs/messaging';
 import type {
   PbCancelRunRequest, PbCancelRunResponse, PbCreateTenantRequest, PbCreateTenantResponse, PbGetAgentRequest, PbGetAgentResponse,
   PbGetRunResponse, PbGetToolResponse, PbIssueApiKeyRequest, PbIssueApiKeyResponse, PbListAgentsResponse, PbListRunsRequest,
@@ -14,7 +14,6 @@ import type {
   PbTenantRequest, PbToolNameRequest, PbToolSwitchResponse, PbWatchRunRequest,
   PbDecideApprovalRequest, PbDecideApprovalResponse, PbListApprovalsRequest, PbListApprovalsResponse,
 } from '#libs/sdk';
-import { KvDocuments } from '#libs/store';
 import type { AgentsService } from '../agents/agents.service.js';
 import { auditService } from '../audit/audit.grpc.js';
 import { AuditLog } from '../audit/audit.service.js';
@@ -30,7 +29,7 @@ import type { SessionsService } from '../tenants/sessions.service.js';
 import { approvalToPb } from '../approvals/approval-pb.js';
 import { approvalStatusParam, ApprovalsService, type DecideApprovalBody } from '../approvals/approvals.service.js';
 import type { RunsService, StartRunBody } from '../runs/runs.service.js';
-import type { ApiKeyRecord, TenantsService } from '../tenants/keys.service.js';
+import type { TenantsService } from '../tenants/keys.service.js';
 import { required, serverStream, unary, type CallContext, type CallDeps } from './call.js';
 import {
   agentBodyFromPb, agentToPb, apiKeyToPb, compact, eventToPb, given, isTerminalStatus, restEnum, rolesFromPb, runSummaryToPb,
@@ -72,8 +71,6 @@ function resourceName(name: string | undefined, field: string, what: string): st
  */
 export async function createServiceImplementations(s: HandlerServices, deps: CallDeps): Promise<Record<string, UntypedServiceImplementation>> {
   const rpc = new RpcClient(s.nc);
-  // RevokeApiKey answers with the key's metadata; TenantsService keeps its records to itself, so read them here (never the hash)
-  const keys = new KvDocuments<ApiKeyRecord>(await openBucket(s.nc, BUCKETS.apiKeys));
   const m = (service: string, method: string) => `/${PKG}.${service}/${method}`;
 
   const Tenants = {
@@ -97,7 +94,7 @@ export async function createServiceImplementations(s: HandlerServices, deps: Cal
       const id = required(req.key_id, 'key_id');
       ctx.checkpoint();
       await s.tenants.revokeKey(req.tenant!, id);
-      const rec = await keys.get(req.tenant!, id);
+      const rec = await s.tenants.getKey(req.tenant!, id); // apiKeyToPb never passes the hash on
       if (!rec) throw notFound(`api key ${id}`);
       return { api_key: apiKeyToPb(rec) };
     }),

@@ -9,7 +9,7 @@ import {
 import { isTerminal, type RunState } from '#libs/engine';
 import { Journal } from '#libs/journal';
 import { CommandBus, NATS, openBucket } from '#libs/messaging';
-import { KvDocuments } from '#libs/store';
+import { KvDocuments, STORE, type Repositories } from '#libs/store';
 import { AgentsService } from '../agents/agents.service.js';
 
 /** The gateway's record that it admitted a run (written before the start command). */
@@ -65,8 +65,11 @@ function viewOf(s: RunState, a: Admission): RunView {
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 
 /**
- * Run admission and reads. Starting a run writes an admission record and publishes the start
- * command (message id = run id, so a retry never starts two). Reads fold the journal.
+ * Run admission and reads. Starting a run writes an admission record (and a `queued` row of the
+ * run index) and publishes the start command (message id = run id, so a retry never starts two).
+ * A run's reads fold the journal; listings read the run index (libs/store RunIndexRepository: KV
+ * or MongoDB), which the orchestrator keeps current (its writer on KV, the journal projector on
+ * MongoDB).
  */
 @Injectable()
 export class RunsService implements OnModuleInit {
@@ -74,7 +77,8 @@ export class RunsService implements OnModuleInit {
   private bus!: CommandBus;
   private admissions!: KvDocuments<Admission>;
   private idempotency!: KvDocuments<IdempotencyRecord>;
-  private index!: KvDocuments<RunSummary>;
+  /** Property-injected so that subclasses (AdmittingRunsService) keep their constructors. */
+  @Inject(STORE) protected readonly store!: Repositories;
 
   constructor(@Inject(NATS) private readonly nc: NatsConnection, private readonly agents: AgentsService) {}
 
@@ -84,7 +88,6 @@ export class RunsService implements OnModuleInit {
     const adm = await openBucket(this.nc, BUCKETS.admissions);
     this.admissions = new KvDocuments(adm);
     this.idempotency = new KvDocuments(adm);
-    this.index = new KvDocuments(await openBucket(this.nc, BUCKETS.runIndex));
   }
 
   async start(tenantId: string, body: StartRunBody, idempotencyKey: string | undefined): Promise<{ run: RunView; created: boolean }> {
@@ -116,7 +119,13 @@ export class RunsService implements OnModuleInit {
       id: runId, tenantId, agent: agent.name, agentVersion: agent.version, createdAt,
       ...(body.sessionId ? { sessionId: body.sessionId } : {}),
     };
-    await this.admissions.put(tenantId, ['run', runId], adm);
+    // the run is listed (queued) from its admission on; the row is written at journal sequence 0,
+    // so it never replaces a row the orchestrator (or the projector) already wrote
+    const queued: RunSummary = {
+      id: runId, tenantId, agent: agent.name, agentVersion: agent.version, ...(body.sessionId ? { sessionId: body.sessionId } : {}),
+      status: 'queued', steps: 0, createdAt, updatedAt: createdAt,
+    };
+    await Promise.all([this.admissions.put(tenantId, ['run', runId], adm), this.store.forTenant(tenantId).runs.upsert(queued, 0)]);
     await this.publishStart(tenantId, adm, body, agent);
     return {
       run: { id: runId, agent: agent.name, agentVersion: agent.version, sessionId: body.sessionId ?? null, status: 'queued' as const, output: null, error: null, steps: 0, cost: ZERO, ...(body.metadata ? { metadata: body.metadata } : {}), createdAt, updatedAt: createdAt },
@@ -146,18 +155,13 @@ export class RunsService implements OnModuleInit {
 
   /** Newest first; the cursor is the last run id of the previous page. */
   async list(tenantId: string, q: { status?: string; agent?: string; limit: number; cursor?: string }): Promise<{ runs: RunSummary[]; nextCursor: string | null }> {
-    const [admitted, indexed] = await Promise.all([this.admissions.list(tenantId, 'run'), this.index.list(tenantId)]);
-    const byId = new Map(indexed.map((r) => [r.id, r]));
-    let rows: RunSummary[] = admitted.map((a) => byId.get(a.id) ?? {
-      id: a.id, tenantId, agent: a.agent, agentVersion: a.agentVersion, ...(a.sessionId ? { sessionId: a.sessionId } : {}),
-      status: 'queued' as const, steps: 0, createdAt: a.createdAt, updatedAt: a.createdAt,
+    const page = await this.store.forTenant(tenantId).runs.list({
+      limit: q.limit,
+      ...(q.status ? { status: q.status as RunStatus } : {}),
+      ...(q.agent ? { agent: q.agent } : {}),
+      ...(q.cursor ? { cursor: q.cursor } : {}),
     });
-    if (q.status) rows = rows.filter((r) => r.status === q.status);
-    if (q.agent) rows = rows.filter((r) => r.agent === q.agent);
-    rows.sort((a, b) => (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
-    if (q.cursor) rows = rows.filter((r) => r.id < q.cursor!);
-    const page = rows.slice(0, q.limit);
-    return { runs: page, nextCursor: rows.length > q.limit ? page[page.length - 1].id : null };
+    return { runs: page.items, nextCursor: page.nextCursor };
   }
 
   async cancel(tenantId: string, runId: string, reason: string | undefined): Promise<RunView> {

@@ -8,7 +8,7 @@ import { BUCKETS, conflict, isTenantId, notFound, type Role } from '#libs/contra
 import type { AppConfig } from '#libs/config';
 import { CONFIG, LOGGER, NATS, openBucket } from '#libs/messaging';
 import type { Principal } from '#libs/policy';
-import { KvDocuments } from '#libs/store';
+import { KvDocuments, STORE, type Repositories } from '#libs/store';
 import type { Logger } from '#libs/telemetry';
 
 export interface Tenant {
@@ -29,6 +29,12 @@ export interface ApiKeyRecord {
 }
 
 const sha256 = (s: string): Buffer => createHash('sha256').update(s).digest();
+
+/**
+ * How long a key record read from MongoDB is trusted (the MongoDB backend has no KV watch): a
+ * revocation through another gateway instance applies within this time; through this instance, at once.
+ */
+export const KEY_CACHE_TTL_MS = 5000;
 const KEY = /^amk_([a-z0-9][a-z0-9-]{1,62})_([0-9A-HJKMNP-TV-Z]{26})_([A-Za-z0-9_-]{43})$/;
 
 /**
@@ -37,24 +43,29 @@ const KEY = /^amk_([a-z0-9][a-z0-9-]{1,62})_([0-9A-HJKMNP-TV-Z]{26})_([A-Za-z0-9
  */
 @Injectable()
 export class TenantsService implements OnModuleInit, OnModuleDestroy {
-  private tenants!: KvDocuments<Tenant>;
-  private keys!: KvDocuments<ApiKeyRecord>;
   private adminHash!: Buffer;
-  /** Key records by KV key; kept current by a watch so a revocation anywhere applies at once. */
-  private readonly keyCache = new Map<string, ApiKeyRecord>();
+  /**
+   * Key records by cache key (the KV key `<tenant>.<id>`). On the KV backend a watch of the
+   * am_apikeys bucket evicts changed records, so a revocation anywhere applies at once and hits
+   * live until then; on the MongoDB backend (no watch) a hit lives KEY_CACHE_TTL_MS.
+   */
+  private readonly keyCache = new Map<string, { rec: ApiKeyRecord; until: number }>();
   private stopWatch?: () => void;
 
   constructor(
     @Inject(NATS) private readonly nc: NatsConnection,
     @Inject(CONFIG) private readonly config: AppConfig,
     @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(STORE) private readonly store: Repositories,
   ) {}
 
   async onModuleInit(): Promise<void> {
-    this.tenants = new KvDocuments(await openBucket(this.nc, BUCKETS.tenants));
-    this.keys = new KvDocuments(await openBucket(this.nc, BUCKETS.apiKeys));
     this.adminHash = sha256(this.adminKey());
-    this.stopWatch = await this.keys.watchChanges((key) => this.keyCache.delete(key));
+    if (this.store.backend === 'kv') {
+      // the same bucket and keys the KV repository writes (libs/store README: KV layouts)
+      const keys = new KvDocuments<ApiKeyRecord>(await openBucket(this.nc, BUCKETS.apiKeys));
+      this.stopWatch = await keys.watchChanges((key) => this.keyCache.delete(key));
+    }
   }
 
   onModuleDestroy(): void {
@@ -78,15 +89,18 @@ export class TenantsService implements OnModuleInit, OnModuleDestroy {
     if (timingSafeEqual(h, this.adminHash)) return { platformAdmin: true };
     const m = KEY.exec(bearer);
     if (!m) return null;
-    const cacheKey = this.keys.keyOf(m[1], m[2]);
-    let rec = this.keyCache.get(cacheKey) ?? null;
-    if (!rec) {
+    const cacheKey = `${m[1]}.${m[2]}`;
+    const now = Date.now();
+    let rec = null as ApiKeyRecord | null;
+    const hit = this.keyCache.get(cacheKey);
+    if (hit && hit.until > now) rec = hit.rec;
+    else {
       // only hits are cached: a cached miss could outlive a concurrent issue of that key
-      rec = await this.keys.get(m[1], m[2]);
+      rec = await this.store.forTenant(m[1]).apiKeys.get(m[2]);
       if (rec) {
         if (this.keyCache.size > 50_000) this.keyCache.clear();
-        this.keyCache.set(cacheKey, rec);
-      }
+        this.keyCache.set(cacheKey, { rec, until: this.store.backend === 'kv' ? Infinity : now + KEY_CACHE_TTL_MS });
+      } else this.keyCache.delete(cacheKey);
     }
     if (!rec || rec.revokedAt || !timingSafeEqual(Buffer.from(rec.hash, 'hex'), h)) return null;
     return { tenant: rec.tenantId, roles: rec.roles, subject: `key:${rec.id}` };
@@ -94,12 +108,12 @@ export class TenantsService implements OnModuleInit, OnModuleDestroy {
 
   async createTenant(id: string, name?: string): Promise<Tenant> {
     const t: Tenant = { id, name: name ?? id, createdAt: new Date().toISOString() };
-    if (!(await this.tenants.create(id, ['tenant'], t))) throw conflict(`tenant ${id} already exists`, 'tenant_exists');
+    if (!(await this.store.tenants.create(t))) throw conflict(`tenant ${id} already exists`, 'tenant_exists');
     return t;
   }
 
   async getTenant(id: string): Promise<Tenant | null> {
-    return isTenantId(id) ? this.tenants.get(id, 'tenant') : null;
+    return isTenantId(id) ? this.store.tenants.get(id) : null;
   }
 
   async issueKey(tenantId: string, roles: Role[], name?: string): Promise<{ record: ApiKeyRecord; key: string }> {
@@ -109,15 +123,19 @@ export class TenantsService implements OnModuleInit, OnModuleDestroy {
     const record: ApiKeyRecord = {
       id, tenantId, name: name ?? '', roles, hash: sha256(key).toString('hex'), createdAt: new Date().toISOString(), revokedAt: null,
     };
-    await this.keys.put(tenantId, [id], record);
+    const { tenantId: _t, ...stored } = record;
+    if (!(await this.store.forTenant(tenantId).apiKeys.create(stored))) throw conflict(`api key ${id} already exists; retry`, 'key_exists');
     return { record, key };
   }
 
+  /** A key's record (with its hash: never return that to a caller), or null. */
+  async getKey(tenantId: string, id: string): Promise<ApiKeyRecord | null> {
+    return isTenantId(tenantId) ? this.store.forTenant(tenantId).apiKeys.get(id) : null;
+  }
+
   async revokeKey(tenantId: string, id: string): Promise<void> {
-    const cur = await this.keys.getWithRevision(tenantId, id);
-    if (!cur) throw notFound(`api key ${id}`);
-    if (cur.value.revokedAt) return;
-    await this.keys.put(tenantId, [id], { ...cur.value, revokedAt: new Date().toISOString() });
-    this.keyCache.delete(this.keys.keyOf(tenantId, id));
+    const rec = isTenantId(tenantId) ? await this.store.forTenant(tenantId).apiKeys.revoke(id, new Date().toISOString()) : null;
+    if (!rec) throw notFound(`api key ${id}`);
+    this.keyCache.delete(`${tenantId}.${id}`);
   }
 }

@@ -7,7 +7,7 @@ import {
 } from '#libs/contracts';
 import { decodeJson, encodeJson } from '#libs/messaging';
 import {
-  appendHistory, assertSessionId, assertTenantId, auditCursor, auditOrder, byHour, checkRange, cleanAudit, cleanCredential,
+  appendHistory, assertSessionId, memoForTenant, assertTenantId, auditCursor, auditOrder, byHour, checkRange, cleanAudit, cleanCredential,
   DEFAULT_SESSION_MAX_MESSAGES, DEFAULT_SESSION_TTL_MS, emptyRollup, foldRollup, hourKey, hourRange, isoOf, liveHistory,
   pageSize, parseAuditCursor, usageReport, versionConflict, type HourRollup,
 } from '../common.js';
@@ -145,7 +145,7 @@ export async function createKvRepositories(nc: NatsConnection, config: StoreConf
     backend: 'kv',
     tenants: new KvTenants(ctx),
     checkpoints: new KvCheckpoints(ctx),
-    forTenant(tenantId: string): TenantRepositories {
+    forTenant: memoForTenant((tenantId: string): TenantRepositories => {
       const t = assertTenantId(tenantId);
       return {
         tenantId: t,
@@ -159,7 +159,7 @@ export async function createKvRepositories(nc: NatsConnection, config: StoreConf
         usage: new KvUsage(ctx, t),
         audit: new KvAudit(ctx, t),
       };
-    },
+    }),
     close: async () => undefined,
   };
 }
@@ -376,6 +376,9 @@ class KvRunIndex implements RunIndexRepository {
   constructor(private readonly c: Ctx, private readonly t: string) {}
   async upsert(summary: RunSummary, throughSeq: number): Promise<boolean> {
     const row = this.own(summary);
+    // sequence 0 (the gateway's `queued` row at admission): any stored row is at or past it, so
+    // this is a plain create, one write and no read
+    if (throughSeq <= 0) return this.c.guard(() => this.c.runs.create(this.t, [row.id], { row, seq: throughSeq }));
     return this.c.guard(() => casLoop(this.c.runs, this.t, [row.id], (cur) =>
       cur && cur.seq >= throughSeq ? { next: null, result: false } : { next: { row, seq: throughSeq }, result: true }));
   }

@@ -4,7 +4,7 @@ import {
   type AgentRecord, type JsonValue, type RunSummary, type ToolRecord, type UsageEvent, type UsageGroupBy, type UsageReport,
 } from '#libs/contracts';
 import {
-  appendHistory, assertSessionId, assertTenantId, auditCursor, byHour, checkRange, cleanAudit, cleanCredential,
+  appendHistory, assertSessionId, memoForTenant, assertTenantId, auditCursor, byHour, checkRange, cleanAudit, cleanCredential,
   DEFAULT_SESSION_MAX_MESSAGES, DEFAULT_SESSION_TTL_MS, emptyRollup, foldRollup, hourRange, isoOf, liveHistory, pageSize,
   parseAuditCursor, usageReport, versionConflict, type HourRollup, type Tally,
 } from '../common.js';
@@ -92,7 +92,7 @@ export async function createMongoRepositories(uri: string, config: StoreConfig, 
       backend: 'mongo',
       tenants: new MongoTenants(ctx),
       checkpoints: new MongoCheckpoints(ctx),
-      forTenant(tenantId: string): TenantRepositories {
+      forTenant: memoForTenant((tenantId: string): TenantRepositories => {
         const t = assertTenantId(tenantId);
         return {
           tenantId: t,
@@ -106,7 +106,7 @@ export async function createMongoRepositories(uri: string, config: StoreConfig, 
           usage: new MongoUsage(ctx, t),
           audit: new MongoAudit(ctx, t),
         };
-      },
+      }),
       close: async () => { await conn.close(); },
     };
   } catch (e) {

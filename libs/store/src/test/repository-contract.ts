@@ -252,6 +252,24 @@ export function describeRepositoryContract(name: string, factory: () => Promise<
       await expect(runs.upsert(row('someone-else', id), 20)).rejects.toMatchObject({ code: 'invalid_argument' });
     });
 
+    test('writes a row at sequence 0 (admitted, not yet journaled) only where there is none; the first journaled write replaces it', async () => {
+      const t = tenant();
+      const runs = repos.forTenant(t).runs;
+      const id = runId(T0 + 5);
+      const queued = row(t, id, { status: 'queued', steps: 0 });
+      expect(await runs.upsert(queued, 0)).toBe(true);
+      expect(await runs.upsert(queued, 0)).toBe(false);
+      expect(await runs.get(id)).toEqual(queued);
+      expect(await runs.upsert(row(t, id, { status: 'running', steps: 1 }), 4)).toBe(true);
+      expect(await runs.upsert(queued, 0)).toBe(false);
+      expect((await runs.get(id))?.status).toBe('running');
+      // a row the projector wrote first is never replaced by the admission's
+      const late = runId(T0 + 6);
+      expect(await runs.upsert(row(t, late, { status: 'completed', steps: 2 }), 9)).toBe(true);
+      expect(await runs.upsert(row(t, late, { status: 'queued', steps: 0 }), 0)).toBe(false);
+      expect((await runs.get(late))?.status).toBe('completed');
+    });
+
     test('lists runs newest first, filtered by status, agent and time, page by page with a cursor', async () => {
       const t = tenant();
       const runs = repos.forTenant(t).runs;

@@ -1,0 +1,111 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import mongoose from 'mongoose';
+// test-only launcher of the in-memory MongoDB-wire server (libs/store's contract suite uses it too)
+import { jongodbBinary, startJongodb, type MongoServerHandle } from '../libs/store/src/test/jongodb.js';
+import { client, eventually, newTenant, startTestMesh, waitForRun, type Api, type Mesh } from './support/harness.js';
+
+const ECHO = { version: '1', riskTier: 'read', inputSchema: { type: 'object' }, transport: { kind: 'builtin', name: 'echo' } };
+const HELLO = { version: '1', planner: 'graph', tools: ['echo'], steps: [{ id: 'greet', tool: 'echo', args: { text: 'Hello, {{input.name}}!' } }] };
+const DB = 'agentmesh';
+
+const jongodb = jongodbBinary();
+const suite = 'bin' in jongodb ? describe : describe.skip;
+if ('missing' in jongodb) console.warn(`store-mongo e2e skipped: ${jongodb.missing}`);
+
+suite(`the mesh on the MongoDB store (MONGODB_URI at jongodb)${'missing' in jongodb ? ` (skipped: ${jongodb.missing})` : ''}`, () => {
+  let mongo: MongoServerHandle;
+  let mesh: Mesh & { cleanup(): Promise<void> };
+  let admin: Api;
+  let api: Api;
+  let t: string;
+  /** Documents of one collection of the store's database, read straight from the server. */
+  const docs = async (collection: string, filter: Record<string, unknown>): Promise<Array<Record<string, unknown>>> => {
+    const conn = await mongoose.createConnection(`${mongo.uri}/${DB}`, { serverSelectionTimeoutMS: 3000 }).asPromise();
+    try {
+      return await conn.collection(collection).find(filter).toArray();
+    } finally {
+      await conn.close();
+    }
+  };
+
+  beforeAll(async () => {
+    mongo = await startJongodb();
+    mesh = await startTestMesh({ MONGODB_URI: `${mongo.uri}/${DB}`, MONGODB_SERVER_SELECTION_TIMEOUT: '1s' });
+    admin = client(mesh.gatewayUrl, mesh.adminKey);
+  });
+  afterAll(async () => {
+    await mesh?.cleanup();
+    await mongo?.stop();
+  });
+
+  it('runs the basic scenario: tenant, key, agent, run, runs listed and filtered by status from MongoDB', async () => {
+    const tenant = await newTenant(mesh, 'mgo');
+    api = tenant.owner; t = tenant.id;
+    expect((await api('PUT', `/v1/tenants/${t}/tools/echo`, ECHO)).status).toBe(201);
+    expect((await api('PUT', `/v1/tenants/${t}/agents/hello`, HELLO)).status).toBe(201);
+    expect((await api('PUT', `/v1/tenants/${t}/agents/hello`, HELLO)).status).toBe(200);
+    expect((await api('PUT', `/v1/tenants/${t}/agents/hello`, { ...HELLO, steps: [{ id: 'greet', tool: 'echo', args: { text: 'other' } }] })).status).toBe(409);
+    expect((await api('GET', `/v1/tenants/${t}/agents`)).body.agents.map((a: { name: string }) => a.name)).toEqual(['hello']);
+
+    const res = await api('POST', `/v1/tenants/${t}/runs`, { agent: 'hello', input: { name: 'Ada' } });
+    expect(res.status).toBe(201);
+    const run = await waitForRun(api, t, res.body.id);
+    expect(run).toMatchObject({ status: 'completed', output: { text: 'Hello, Ada!' } });
+
+    // the projector in the orchestrator brings the row to `completed`
+    const completed = await eventually(async () => {
+      const r = await api('GET', `/v1/tenants/${t}/runs?status=completed`);
+      return r.status === 200 && r.body.runs.length === 1 ? r.body : null;
+    }, 'the run index to list the completed run');
+    expect(completed).toMatchObject({ runs: [{ id: run.id, agent: 'hello', status: 'completed', steps: 1, tenantId: t }], nextCursor: null });
+    expect((await api('GET', `/v1/tenants/${t}/runs?status=failed`)).body).toEqual({ runs: [], nextCursor: null });
+    expect((await api('GET', `/v1/tenants/${t}/runs?agent=hello`)).body.runs.map((r: { id: string }) => r.id)).toEqual([run.id]);
+
+    // and it is all in MongoDB (the KV buckets are not the store here)
+    expect(await docs('tenants', { tenantId: t })).toHaveLength(1);
+    expect(await docs('api_keys', { tenantId: t })).toHaveLength(1);
+    expect(await docs('agent_versions', { tenantId: t })).toHaveLength(1);
+    expect(await docs('run_index', { tenantId: t })).toEqual([expect.objectContaining({ id: run.id, status: 'completed' })]);
+    expect((await docs('checkpoints', { _id: 'run-index' }))[0]).toMatchObject({ seq: expect.any(Number) });
+
+    // a revoked key is refused at once by the gateway that revoked it
+    const viewer = await tenant.keyFor(['viewer']);
+    expect((await viewer.api('GET', `/v1/tenants/${t}/runs`)).status).toBe(200);
+    expect((await admin('DELETE', `/v1/tenants/${t}/api-keys/${viewer.id}`)).status).toBe(204);
+    expect((await viewer.api('GET', `/v1/tenants/${t}/runs`)).status).toBe(401);
+  });
+
+  it('answers 503 problem+json while MongoDB is down and serves again once it is back', async () => {
+    await mongo.kill();
+    try {
+      const started = Date.now();
+      const down = await api('GET', `/v1/tenants/${t}/runs`);
+      expect(down.status).toBe(503);
+      expect(down.headers.get('content-type')).toContain('application/problem+json');
+      expect(down.body).toMatchObject({ status: 503, code: 'unavailable' });
+      expect(Date.now() - started).toBeLessThan(5000);
+      const create = await admin('POST', '/v1/tenants', { id: `mgo-down-${process.pid}` });
+      expect(create.status).toBe(503);
+      expect(create.headers.get('content-type')).toContain('application/problem+json');
+    } finally {
+      await mongo.restart(); // jongodb keeps nothing in memory across a restart: it comes back empty
+    }
+    const again = await eventually(async () => {
+      const r = await admin('POST', '/v1/tenants', { id: `mgo-back-${process.pid}` });
+      return r.status === 201 ? r : null;
+    }, 'the gateway to write to MongoDB again');
+    expect(again.body).toMatchObject({ id: `mgo-back-${process.pid}` });
+    // a whole run again: keys, agents, admission and the projector's row (the projector kept following the journal)
+    const back = await newTenant(mesh, 'mgo-after');
+    expect((await back.owner('GET', `/v1/tenants/${back.id}/runs`)).body).toEqual({ runs: [], nextCursor: null });
+    expect((await back.owner('PUT', `/v1/tenants/${back.id}/tools/echo`, ECHO)).status).toBe(201);
+    expect((await back.owner('PUT', `/v1/tenants/${back.id}/agents/hello`, HELLO)).status).toBe(201);
+    const started = await back.owner('POST', `/v1/tenants/${back.id}/runs`, { agent: 'hello', input: { name: 'Bo' } });
+    expect(started.status).toBe(201);
+    await waitForRun(back.owner, back.id, started.body.id);
+    await eventually(async () => {
+      const r = await back.owner('GET', `/v1/tenants/${back.id}/runs?status=completed`);
+      return r.body?.runs?.[0]?.id === started.body.id;
+    }, 'the run index to list the run started after the outage');
+  });
+});
