@@ -26,7 +26,12 @@ const HELLO = {
   version: '1', planner: 'graph', tools: ['echo'],
   steps: [{ id: 'a', tool: 'echo', args: { text: '{{input.name}}' } }, { id: 'b', tool: 'echo', args: { text: '{{steps.a.result.text}}!' } }],
 };
-/** The noisy tenant's client: 8 concurrent loops of run starts (bounded), stopped by a line on stdin; prints the status counts. */
+/**
+ * The noisy tenant's client: 8 concurrent loops of run starts, each pausing PAUSE_MS between
+ * requests (about 10x the tenant's rate limit in all), stopped by a line on stdin; prints the
+ * status counts. Paced rather than unbounded: on a 2-core machine an unbounded client measures
+ * how much CPU the flood takes from everything else, not whether the limits isolate tenants.
+ */
 const FLOOD = `
 const counts = {};
 let stop = false;
@@ -37,6 +42,7 @@ const worker = async () => {
     const r = await fetch(process.env.URL, { method: 'POST', headers: { authorization: 'Bearer ' + process.env.KEY, 'content-type': 'application/json' }, body });
     await r.arrayBuffer();
     counts[r.status] = (counts[r.status] ?? 0) + 1;
+    await new Promise((res) => setTimeout(res, Number(process.env.PAUSE_MS)));
   }
 };
 process.stdout.write('started\\n');
@@ -198,7 +204,7 @@ describe('per-tenant limits', () => {
     // the flood, from its own process (as another client would be): 8 workers hammer the gateway
     // with run starts for the noisy tenant, at most 400 requests each, until told to stop
     const flooder = spawn(process.execPath, ['--input-type=module', '-e', FLOOD], {
-      env: { ...process.env, URL: `${mesh.gatewayUrl}/v1/tenants/${noisy.id}/runs`, KEY: noisy.ownerKey }, stdio: ['pipe', 'pipe', 'inherit'],
+      env: { ...process.env, URL: `${mesh.gatewayUrl}/v1/tenants/${noisy.id}/runs`, KEY: noisy.ownerKey, PAUSE_MS: String(Math.round(8000 / (10 * RATE))) }, stdio: ['pipe', 'pipe', 'inherit'],
     });
     let out = '';
     flooder.stdout.on('data', (b: Buffer) => { out += b.toString(); });
