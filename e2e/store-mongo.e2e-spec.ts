@@ -67,6 +67,24 @@ suite(`the mesh on the MongoDB store (MONGODB_URI at jongodb)${'missing' in jong
     expect(await docs('agent_versions', { tenantId: t })).toHaveLength(1);
     expect(await docs('run_index', { tenantId: t })).toEqual([expect.objectContaining({ id: run.id, status: 'completed' })]);
     expect((await docs('checkpoints', { _id: 'run-index' }))[0]).toMatchObject({ seq: expect.any(Number) });
+    // the tool catalog (tool-runner) and its disable flag, and the audit search model (gateway's projector)
+    expect(await docs('tool_versions', { tenantId: t })).toEqual([expect.objectContaining({ name: 'echo', version: ECHO.version })]);
+    expect((await api('POST', `/v1/tenants/${t}/tools/echo/disable`, {})).status).toBe(200);
+    expect(await docs('tool_latest', { tenantId: t, name: 'echo' })).toEqual([expect.objectContaining({ disabled: true, disabledReason: 'manual' })]);
+    expect((await api('GET', `/v1/tenants/${t}/tools`)).body.tools).toEqual([expect.objectContaining({ name: 'echo', disabled: true })]);
+    const blocked = await api('POST', `/v1/tenants/${t}/runs`, { agent: 'hello', input: { name: 'Bob' } });
+    expect(await waitForRun(api, t, blocked.body.id)).toMatchObject({ status: 'failed' });
+    expect((await api('POST', `/v1/tenants/${t}/tools/echo/enable`, {})).status).toBe(200);
+    const audited = await eventually(async () => {
+      const r = await api('GET', `/v1/tenants/${t}/audit?action=tools.disable`);
+      return r.status === 200 && r.body.entries.length === 1 ? r.body : null;
+    }, 'the audit search model to hold the disable');
+    expect(audited.entries[0]).toMatchObject({ action: 'tools.disable', resource: expect.stringContaining('echo') });
+    expect(await docs('audit', { tenantId: t, action: 'tools.disable' })).toHaveLength(1);
+    // the budget document (cost-governor) is in MongoDB too
+    expect((await api('PUT', `/v1/tenants/${t}/budget`, { limitUsd: 100, period: 'month' })).status).toBe(200);
+    expect((await api('GET', `/v1/tenants/${t}/budget`)).body).toMatchObject({ limitUsd: 100, period: 'month' });
+    expect(await docs('budgets', { tenantId: t })).toEqual([expect.objectContaining({ rev: expect.any(Number) })]);
 
     // a revoked key is refused at once by the gateway that revoked it
     const viewer = await tenant.keyFor(['viewer']);

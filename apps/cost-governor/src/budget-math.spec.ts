@@ -2,7 +2,6 @@ import { describe, expect, it } from '@jest/globals';
 import {
   advance, configure, emptyBudget, periodEndOf, periodStartOf, reserve, settle, statusOf, toMicros, viewOf, type BudgetDoc,
 } from './budget-math.js';
-import { foldUsage, hourKey, reportOf, type HourRollup } from './usage.js';
 
 const NOW = Date.UTC(2026, 4, 17, 12, 30);
 const HOUR = 3600_000;
@@ -100,25 +99,5 @@ describe('budget math', () => {
     expect(new Date(periodStartOf('day', NOW)).toISOString()).toBe('2026-05-17T00:00:00.000Z');
     expect(new Date(periodEndOf('day', periodStartOf('day', NOW))).toISOString()).toBe('2026-05-18T00:00:00.000Z');
     expect(new Date(periodEndOf('month', Date.UTC(2026, 11, 1))).toISOString()).toBe('2027-01-01T00:00:00.000Z');
-  });
-});
-
-describe('usage rollups', () => {
-  const u = (agent: string, tool: string, usd: number, at = NOW) => ({ tenantId: 'acme', runId: 'r', agent, callKey: `${agent}${tool}${usd}`, kind: 'tool' as const, tool, usd, inputTokens: 0, outputTokens: 0, at: new Date(at).toISOString() });
-  const hour = (): HourRollup => ({ tenantId: 'acme', hour: hourKey(NOW), throughSeq: 0, total: { m: 0, calls: 0, in: 0, out: 0 }, agent: {}, model: {}, tool: {} });
-
-  it('folds each stream sequence once, however often it is delivered', () => {
-    const h = hour();
-    expect(foldUsage(h, [{ seq: 1, u: u('a', 'search', 0.1) }, { seq: 2, u: u('b', 'search', 0.2) }])).toBe(true);
-    expect(foldUsage(h, [{ seq: 2, u: u('b', 'search', 0.2) }])).toBe(false);
-    expect(foldUsage(h, [{ seq: 3, u: u('a', 'fetch', 0.3) }])).toBe(true);
-    const r = reportOf('acme', 'f', 't', 'tool', [h]);
-    expect(r.totals).toEqual({ usd: 0.6, calls: 3, inputTokens: 0, outputTokens: 0 });
-    expect(r.groups).toEqual([{ key: 'fetch', usd: 0.3, calls: 1, inputTokens: 0, outputTokens: 0 }, { key: 'search', usd: 0.3, calls: 2, inputTokens: 0, outputTokens: 0 }]);
-    expect(reportOf('acme', 'f', 't', 'agent', [h, h]).groups.find((g) => g.key === 'a')).toMatchObject({ usd: 0.8, calls: 4 });
-  });
-
-  it('keys hours in UTC', () => {
-    expect(hourKey(NOW)).toBe('2026051712');
   });
 });

@@ -1,7 +1,7 @@
 import type { KV } from '@nats-io/kv';
 import { unavailable } from '#libs/contracts';
 import { decodeJson, encodeJson } from '#libs/messaging';
-import { keyToken } from '#libs/store';
+import { keyToken, type BudgetDocument, type Repositories } from '#libs/store';
 
 /** What an operation on a document returns: its result, and whether it changed the document. */
 export interface OpResult<R> {
@@ -21,14 +21,74 @@ interface Cached<T> {
   revision: number;
 }
 
+/**
+ * Where a CasBook keeps its documents: a read with the revision, and a write that succeeds only at
+ * the expected revision.
+ */
+export interface CasStore<T> {
+  /** The document and its revision; `doc` null when there is none (revision 0, or a KV tombstone's). */
+  load(tenantId: string, parts: string[]): Promise<{ doc: T | null; revision: number }>;
+  /** Writes if the stored revision is still `expected` (0: only if there is no document); the new revision, or null when another writer got there first. */
+  write(tenantId: string, parts: string[], doc: T, expected: number): Promise<number | null>;
+}
+
+const keyOf = (tenantId: string, parts: string[]): string => [keyToken(tenantId), ...parts.map(keyToken)].join('.');
+
+/** Documents in a JetStream KV bucket, keyed `<tenant>.<part>...` (like KvDocuments). */
+export function kvCasStore<T>(kv: KV): CasStore<T> {
+  return {
+    async load(tenantId, parts) {
+      const e = await kv.get(keyOf(tenantId, parts));
+      return e && e.operation === 'PUT' && e.length > 0 ? { doc: decodeJson<T>(e.value), revision: e.revision } : { doc: null, revision: e?.revision ?? 0 };
+    },
+    async write(tenantId, parts, doc, expected) {
+      const key = keyOf(tenantId, parts);
+      try {
+        return expected === 0 ? await kv.create(key, encodeJson(doc)) : await kv.update(key, encodeJson(doc), expected);
+      } catch (e) {
+        if (isConflict(e)) return null;
+        throw e;
+      }
+    },
+  };
+}
+
+/**
+ * The tenant's budget document through the store's `budgets` repository (libs/store: KV
+ * `am_budgets` `<t>.budget`, the layout `kvCasStore` used, or MongoDB `budgets`). One document per
+ * tenant: `parts` must be `['budget']`.
+ */
+export function budgetsCasStore<T extends object>(store: Repositories): CasStore<T> {
+  const check = (parts: string[]): void => {
+    if (parts.length !== 1 || parts[0] !== 'budget') throw new Error(`the budgets repository holds one document per tenant, not ${parts.join('.')}`);
+  };
+  return {
+    async load(tenantId, parts) {
+      check(parts);
+      const v = await store.forTenant(tenantId).budgets.get();
+      return v ? { doc: v.value as unknown as T, revision: v.revision } : { doc: null, revision: 0 };
+    },
+    async write(tenantId, parts, doc, expected) {
+      check(parts);
+      return store.forTenant(tenantId).budgets.put(doc as unknown as BudgetDocument, expected);
+    },
+  };
+}
+
 const MAX_ATTEMPTS = 64;
 const MAX_BATCH = 512;
 const MAX_CACHED = 10_000;
 
-const isConflict = (e: unknown): boolean => /wrong last sequence|key exists/i.test((e as Error)?.message ?? '');
+/** Another writer got there first (the store answered null). */
+class CasConflict extends Error {
+  readonly code = 'conflict';
+  constructor() { super('wrong last sequence: another writer got there first'); this.name = 'CasConflict'; }
+}
+
+const isConflict = (e: unknown): boolean => e instanceof CasConflict || /wrong last sequence|key exists/i.test((e as Error)?.message ?? '');
 
 /**
- * JSON documents in a JetStream KV bucket changed only by compare-and-set: read at a revision,
+ * JSON documents (in a CasStore: a JetStream KV bucket, or a repository of libs/store) changed only by compare-and-set: read at a revision,
  * apply, write expecting that revision, and on a conflict re-read and apply again. The same rule
  * as `KvDocuments.update(…, revision)` with retry, plus two things for hot documents (one tenant's
  * budget under many concurrent calls):
@@ -49,7 +109,7 @@ export class CasBook<T> {
   conflicts = 0;
 
   constructor(
-    private readonly kv: KV,
+    private readonly store: CasStore<T>,
     private readonly empty: (tenantId: string, parts: string[]) => T,
     private readonly onCommit?: (tenantId: string, parts: string[], doc: T, revision: number) => void,
     /** Operations committed by one write at most (1: no group commit). */
@@ -57,7 +117,7 @@ export class CasBook<T> {
   ) {}
 
   key(tenantId: string, parts: string[]): string {
-    return [keyToken(tenantId), ...parts.map(keyToken)].join('.');
+    return keyOf(tenantId, parts);
   }
 
   /** Applies `op` atomically to the document; resolves with its result once the change is durable. */
@@ -91,11 +151,9 @@ export class CasBook<T> {
     this.cache.clear();
   }
 
-  private async load(key: string, tenantId: string, parts: string[]): Promise<Cached<T>> {
-    const e = await this.kv.get(key);
-    return e && e.operation === 'PUT' && e.length > 0
-      ? { doc: decodeJson<T>(e.value), revision: e.revision }
-      : { doc: this.empty(tenantId, parts), revision: e?.revision ?? 0 };
+  private async load(_key: string, tenantId: string, parts: string[]): Promise<Cached<T>> {
+    const { doc, revision } = await this.store.load(tenantId, parts);
+    return { doc: doc ?? this.empty(tenantId, parts), revision };
   }
 
   private remember(key: string, c: Cached<T>): void {
@@ -146,8 +204,8 @@ export class CasBook<T> {
         return;
       }
       try {
-        const data = encodeJson(doc);
-        const revision = cur.revision === 0 ? await this.createOrConflict(key, data) : await this.kv.update(key, data, cur.revision);
+        const revision = await this.store.write(tenantId, parts, doc, cur.revision);
+        if (revision === null) throw new CasConflict();
         const next = { doc, revision };
         this.remember(key, next);
         settle();
@@ -166,8 +224,4 @@ export class CasBook<T> {
     }
   }
 
-  /** Creates the key; a key that exists (or existed and was deleted) is a conflict to reload. */
-  private async createOrConflict(key: string, data: Uint8Array): Promise<number> {
-    return this.kv.create(key, data);
-  }
 }

@@ -7,10 +7,12 @@ import { loadConfig } from '#libs/config';
 import { connectNats, provision, RpcClient, startService, type RunningService } from '#libs/messaging';
 import { startNatsServer, type NatsServerHandle } from '#libs/testing';
 import { createLogger } from '#libs/telemetry';
+import { createKvRepositories, type Repositories } from '#libs/store';
 import { BudgetGate } from '../../orchestrator/src/run-engine.service.js';
 import { configure, emptyBudget, reserve, toMicros, type BudgetDoc } from './budget-math.js';
-import { CasBook } from './cas-book.js';
+import { budgetsCasStore, CasBook, kvCasStore } from './cas-book.js';
 import { Governor } from './governor.service.js';
+import { USAGE_ROLLUPS_CHECKPOINT } from './usage.js';
 import { costGovernor } from './service.js';
 
 const eventually = async <T>(check: () => Promise<T | null | undefined | false> | T | null | undefined | false, what: string, ms = 10_000): Promise<T> => {
@@ -34,11 +36,16 @@ describe('the cost-governor against a real nats-server', () => {
   const call = (tenantId: string, usd: number, extra: Partial<ReserveRequest> = {}): ReserveRequest =>
     ({ tenantId, callKey: `run_T:${++seq}:0`, runId: 'run_T', agent: 'bot', kind: 'tool', tool: 'search', usd, ...extra });
 
+  const governors: Governor[] = [];
+  const stores: Repositories[] = [];
   const governor = async (): Promise<Governor> => {
     const nc = await connectNats(srv.url, 'cost-governor-test');
     conns.push(nc);
-    const g = new Governor(nc, config, logger);
+    const store = await createKvRepositories(nc, { mongodbUri: undefined });
+    stores.push(store);
+    const g = new Governor(nc, config, logger, store);
     await g.onModuleInit();
+    governors.push(g);
     return g;
   };
 
@@ -52,8 +59,8 @@ describe('the cost-governor against a real nats-server', () => {
     g2 = await governor();
   });
   afterAll(async () => {
-    g1?.onModuleDestroy();
-    g2?.onModuleDestroy();
+    for (const g of governors) g.onModuleDestroy();
+    for (const st of stores) await st.close();
     for (const nc of conns) await nc.close();
     await srv.stop();
   });
@@ -76,19 +83,27 @@ describe('the cost-governor against a real nats-server', () => {
     expect(after.spentUsd).toBeLessThanOrEqual(after.limitUsd!);
   });
 
-  it('keeps compare-and-set atomic when every reservation is its own write and four writers race', async () => {
+  it.each(['a KV bucket', 'the budgets repository'])('keeps compare-and-set atomic when every reservation is its own write and four writers race (%s)', async (over) => {
     // no group commit here: 100 separate compare-and-set writes from four caches on four connections
     const fourth = await connectNats(srv.url, 'writer-4');
     conns.push(fourth);
-    const kvs = await Promise.all([...conns.slice(0, 3), fourth].map((nc) => new Kvm(nc).open(BUCKETS.budgets)));
-    const books = kvs.map((kv) => new CasBook<BudgetDoc>(kv, (t) => emptyBudget(t, Date.now()), undefined, 1));
-    await books[0].apply('cas', ['budget'], (d) => { configure(d, { limitUsd: 2.5, period: 'month' }, Date.now()); return { result: null, changed: true }; });
-    const outcomes = await Promise.all(Array.from({ length: 100 }, (_, i) => books[i % 4].apply('cas', ['budget'], (d) => {
+    const four = [...conns.slice(0, 3), fourth];
+    const tenant = over === 'a KV bucket' ? 'cas' : 'cas-repo';
+    const casStores = over === 'a KV bucket'
+      ? await Promise.all(four.map(async (nc) => kvCasStore<BudgetDoc>(await new Kvm(nc).open(BUCKETS.budgets))))
+      : await Promise.all(four.map(async (nc) => {
+        const st = await createKvRepositories(nc, { mongodbUri: undefined });
+        stores.push(st);
+        return budgetsCasStore<BudgetDoc>(st);
+      }));
+    const books = casStores.map((cs) => new CasBook<BudgetDoc>(cs, (t) => emptyBudget(t, Date.now()), undefined, 1));
+    await books[0].apply(tenant, ['budget'], (d) => { configure(d, { limitUsd: 2.5, period: 'month' }, Date.now()); return { result: null, changed: true }; });
+    const outcomes = await Promise.all(Array.from({ length: 100 }, (_, i) => books[i % 4].apply(tenant, ['budget'], (d) => {
       const r = reserve(d, { callKey: `c${i}`, micros: toMicros(0.1), agent: 'bot' }, Date.now());
       return { result: r.outcome.granted, changed: r.changed };
     })));
     expect(outcomes.filter(Boolean)).toHaveLength(25);
-    const stored = await books[1].read('cas', ['budget']);
+    const stored = await books[1].read(tenant, ['budget']);
     expect(stored.doc.reserved).toBe(toMicros(2.5));
     expect(Object.keys(stored.doc.holds)).toHaveLength(25);
     expect(books.reduce((n, b) => n + b.conflicts, 0)).toBeGreaterThan(0); // the writers really raced
@@ -182,6 +197,52 @@ describe('the cost-governor against a real nats-server', () => {
     const byAgent = await g1.report('use', from, to, 'agent');
     expect(byAgent.groups.map((g) => [g.key, g.usd])).toEqual([['a', 0.3], ['b', 0.3]]);
     expect((await g1.report('use', new Date(Date.now() - 10 * 3600_000), new Date(Date.now() - 5 * 3600_000))).totals.calls).toBe(0);
+  });
+
+  it('keeps the rollups in the store and resumes the fold from its checkpoint', async () => {
+    await g1.put('fold', { limitUsd: null, period: 'month' });
+    const r = call('fold', 0.25);
+    await g1.reserve(r);
+    await g1.settle({ tenantId: 'fold', callKey: r.callKey, usd: 0.25 });
+    const from = new Date(Date.now() - 3600_000).toISOString();
+    const to = new Date(Date.now() + 60_000).toISOString();
+    // written through the repository (libs/store), read back by anyone holding one
+    const rep = await eventually(async () => {
+      const x = await stores[0].forTenant('fold').usage.report({ from, to });
+      return x.totals.calls === 1 ? x : null;
+    }, 'the store to hold the call');
+    expect(rep.totals).toEqual({ usd: 0.25, calls: 1, inputTokens: 0, outputTokens: 0 });
+    const jsm = await jetstreamManager(conns[0]);
+    const last = (await jsm.streams.info(STREAMS.usage.name)).state.last_seq;
+    await eventually(async () => (await stores[0].checkpoints.get(USAGE_ROLLUPS_CHECKPOINT)) >= last, 'the checkpoint to reach the stream end');
+    // a governor started now folds from the checkpoint: it re-reads nothing already folded
+    const g3 = await governor();
+    await new Promise((res) => setTimeout(res, 300));
+    expect(g3.usage.foldedSeq).toBe(0);
+    const r2 = call('fold', 0.5);
+    await g3.reserve(r2);
+    await g3.settle({ tenantId: 'fold', callKey: r2.callKey, usd: 0.5 });
+    await eventually(() => g3.usage.foldedSeq > last, 'the new governor to fold the new call');
+    const after = await eventually(async () => {
+      const x = await g3.report('fold', new Date(from), new Date(to));
+      return x.totals.calls === 2 ? x : null;
+    }, 'two calls');
+    expect(after.totals.usd).toBeCloseTo(0.75, 6);
+  });
+
+  it('meters an LLM call reserved for `auto` under the model its settlement names', async () => {
+    await g1.put('llm', { limitUsd: null, period: 'month' });
+    const r: ReserveRequest = { tenantId: 'llm', callKey: `run_T:${++seq}:0`, runId: 'run_T', agent: 'bot', kind: 'llm', model: 'auto', usd: 0.5 };
+    await g1.reserve(r);
+    const usage = { inputTokens: 120, outputTokens: 30 };
+    await g2.settle({ tenantId: 'llm', callKey: r.callKey, usd: 0.01, usage, call: { runId: 'run_T', agent: 'bot', kind: 'llm', model: 'sim-8b' } });
+    const from = new Date(Date.now() - 3600_000);
+    const to = new Date(Date.now() + 60_000);
+    const byModel = await eventually(async () => {
+      const rep = await g1.report('llm', from, to, 'model');
+      return rep.totals.calls === 1 ? rep : null;
+    }, 'the rollups to fold the call');
+    expect(byModel.groups).toEqual([{ key: 'sim-8b', usd: 0.01, calls: 1, ...usage }]);
   });
 
   it('answers reserve, settle, budget and usage over NATS RPC (the service itself)', async () => {

@@ -9,12 +9,12 @@ import {
 } from '#libs/contracts';
 import type { AppConfig } from '#libs/config';
 import { CONFIG, LOGGER, NATS, openBucket } from '#libs/messaging';
-import { KvDocuments } from '#libs/store';
+import { KvDocuments, STORE, type Repositories } from '#libs/store';
 import type { Logger } from '#libs/telemetry';
 import {
   advance, configure, emptyBudget, fmt, reserve, settle, statusOf, toMicros, toUsd, viewOf, type BudgetDoc,
 } from './budget-math.js';
-import { CasBook } from './cas-book.js';
+import { budgetsCasStore, CasBook } from './cas-book.js';
 import { budgetMetrics } from './metrics.js';
 import { UsageLedger } from './usage.js';
 
@@ -76,16 +76,19 @@ export class Governor implements OnModuleInit, OnModuleDestroy {
     @Inject(NATS) private readonly nc: NatsConnection,
     @Inject(CONFIG) private readonly config: AppConfig,
     @Inject(LOGGER) private readonly logger: Logger,
+    /** Budget documents (`budgets`), usage rollups (`usage`) and the fold's checkpoint; call records and breaker flags are KV. */
+    @Inject(STORE) private readonly store: Repositories,
   ) {}
 
   async onModuleInit(): Promise<void> {
     this.budgetKv = await openBucket(this.nc, BUCKETS.budgets);
-    this.budgets = new CasBook<BudgetDoc>(this.budgetKv, (tenantId) => emptyBudget(tenantId, Date.now()), (tenantId, _p, doc, rev) => this.committed(tenantId, doc, rev));
+    // the budget documents through the store's `budgets` repository (KV `am_budgets` `<t>.budget`, or MongoDB `budgets`)
+    this.budgets = new CasBook<BudgetDoc>(budgetsCasStore(this.store), (tenantId) => emptyBudget(tenantId, Date.now()), (tenantId, _p, doc, rev) => this.committed(tenantId, doc, rev));
     this.flags = new KvDocuments(this.budgetKv);
     const callsKv = await openBucket(this.nc, BUCKETS.budgetCalls);
     this.calls = new KvDocuments(callsKv);
     await this.expireCallRecords();
-    this.usage = new UsageLedger(this.nc, await openBucket(this.nc, BUCKETS.usageRollups), this.logger);
+    this.usage = new UsageLedger(this.nc, this.store, this.logger);
     await this.usage.start(this.config.streamReplicas);
     const w = await this.budgetKv.watch({ key: BREAKER_KEYS });
     this.watch = w;
@@ -162,9 +165,11 @@ export class Governor implements OnModuleInit, OnModuleDestroy {
     });
     if (r.applied && r.hold) {
       const h = r.hold;
+      // an LLM call is reserved before the router picks its model (`auto`): the settlement names the model that answered
+      const model = req.call?.kind === 'llm' && req.call.model ? req.call.model : h.model;
       const rec: CallRecord = {
         state: 'settled', runId: h.run, agent: h.agent, kind: h.kind, reserved: h.m, settled: micros, at: new Date().toISOString(),
-        ...(h.tool ? { tool: h.tool } : {}), ...(h.model ? { model: h.model } : {}),
+        ...(h.tool ? { tool: h.tool } : {}), ...(model ? { model } : {}),
       };
       await Promise.all([this.guard(() => this.calls.put(req.tenantId, [req.callKey], rec)), this.publishUsage(req, rec, micros)]);
       return { usd: toUsd(micros), replayed: false };

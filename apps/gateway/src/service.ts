@@ -9,6 +9,7 @@ import { ApprovalsController } from './approvals/approvals.controller.js';
 import { ApprovalsService } from './approvals/approvals.service.js';
 import { AuditController } from './audit/audit.controller.js';
 import { AuditInterceptor } from './audit/audit.interceptor.js';
+import { AuditSearch } from './audit/audit-search.service.js';
 import { AuditLog } from './audit/audit.service.js';
 import { BudgetsController } from './budgets/budgets.controller.js';
 import { CredentialsController } from './credentials/credentials.controller.js';
@@ -32,7 +33,7 @@ import { ToolsController } from './tools/tools.controller.js';
 export const gateway: ServiceDefinition = {
   service: 'gateway',
   module: {
-    // documents and read models (tenants, keys, agents, run index): MongoDB when MONGODB_URI is set, KV otherwise
+    // documents and read models (tenants, keys, agents, run index, audit search): MongoDB when MONGODB_URI is set, KV otherwise
     imports: [StoreModule.forRoot()],
     controllers: [
       TenantsController, AgentsController, ToolsController, RunsController, BudgetsController, ApprovalsController, CredentialsController,
@@ -42,7 +43,7 @@ export const gateway: ServiceDefinition = {
       TenantsService, AgentsService, { provide: RunsService, useClass: AdmittingRunsService }, ApprovalsService, Authorizer,
       { provide: APP_GUARD, useClass: AuthGuard }, GrpcGateway,
       // multi-tenancy: policy in KV with a change watcher, audit trail, run cap and sessions
-      GatewayPolicy, AuditLog, ActiveRuns, SessionsService, { provide: APP_INTERCEPTOR, useClass: AuditInterceptor },
+      GatewayPolicy, AuditLog, AuditSearch, ActiveRuns, SessionsService, { provide: APP_INTERCEPTOR, useClass: AuditInterceptor },
     ],
   },
   async configure(app, { config, logger }) {

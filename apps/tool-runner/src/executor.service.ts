@@ -113,7 +113,7 @@ export class ToolExecutor implements OnModuleInit {
 
   private async run(cmd: CommandMap['tool.execute'], tool: ToolRecord | null, ctx: WorkContext): Promise<CallOutcome> {
     if (!tool) return this.fail('tool_not_found', `tool ${cmd.tool.name}@${cmd.tool.version} is not registered`);
-    const reason = this.registry.disabledReason(cmd.tenantId, tool.name);
+    const reason = await this.registry.disabledReason(cmd.tenantId, tool.name);
     if (reason === 'rug_pull') {
       return this.fail('tool_definition_changed', `tool ${tool.name} is disabled: its MCP server changed the tool's definition; register a new version to enable it`);
     }
@@ -237,7 +237,7 @@ export class ToolExecutor implements OnModuleInit {
     const latest = await this.registry.latestRecord(tenantId, tool.name);
     const superseded = latest !== null && latest.version !== tool.version && latest.mcpDigest !== undefined && latest.mcpDigest === served;
     this.logger.warn({ tenant: tenantId, tool: tool.name, version: tool.version, superseded }, 'MCP tool definition changed since registration');
-    if (superseded || this.registry.disabledReason(tenantId, tool.name) === 'rug_pull') return;
+    if (superseded || (await this.registry.disabledReason(tenantId, tool.name)) === 'rug_pull') return;
     await this.registry.setDisabled(tenantId, tool.name, true, 'rug_pull', tool.version);
   }
 }

@@ -1,12 +1,12 @@
 import { Inject, Injectable, Optional, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
-import type { KV, KvWatchEntry } from '@nats-io/kv';
+import type { KvWatchEntry } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
   BUCKETS, conflict, digestOf, invalid, notFound, type PinnedTool, type ToolDefinition, type ToolDisabledReason, type ToolRecord,
 } from '#libs/contracts';
 import type { AppConfig } from '#libs/config';
 import { CONFIG, LOGGER, NATS, openBucket } from '#libs/messaging';
-import { KvDocuments } from '#libs/store';
+import { STORE, type Repositories, type ToolCatalogRepository } from '#libs/store';
 import type { Logger } from '#libs/telemetry';
 import type { EgressPolicy } from './guarded-fetch.js';
 import { McpClientService, TOOL_RUNNER_OPTIONS, type ToolRunnerOptions } from './mcp-client.js';
@@ -15,24 +15,31 @@ import { MAX_RESULT_BYTES } from './result-store.js';
 /** How long registration waits for an MCP server's tool list (callers ask over RPC with a 5 s timeout). */
 const REGISTRATION_MCP_TIMEOUT_MS = 4000;
 
-interface Latest { version: string }
-/** The disable flag of a tool name (`reason` absent on flags written before reasons existed: manual). */
+/** The disable flag of a tool name as the watch reads it (`reason` absent on flags written before reasons existed: manual). */
 interface Disabled { disabled: boolean; reason?: ToolDisabledReason; version?: string; at?: string }
 
+/** MongoDB backend (no KV watch): how long a tenant's disable flags are cached. */
+export const DISABLED_CACHE_TTL_MS = 2000;
+
 /**
- * The tool registry: immutable versions per tenant in JetStream KV, the latest version pointer, and
- * the disable flags, which every tool-runner instance watches so a disable applies at the next call.
+ * The tool registry over the store's tool catalog (`store.forTenant(t).tools`, libs/store):
+ * immutable versions per tenant, the latest version pointer, and the disable flags (with why).
+ *
+ * Disable flags are read on every call, so they are kept in memory:
+ * - JetStream KV backend: every instance watches `<t>.disabled.*` in am_tools, so a disable
+ *   through any instance applies at the next call;
+ * - MongoDB backend (no KV watch): a tenant's flags are read from the store and cached for
+ *   DISABLED_CACHE_TTL_MS (2 s): a disable through another instance applies within 2 s, through
+ *   this one at once.
  */
 @Injectable()
 export class ToolRegistry implements OnModuleInit, OnModuleDestroy {
-  private kv!: KV;
-  private versions!: KvDocuments<ToolRecord>;
-  private latest!: KvDocuments<Latest>;
-  private flags!: KvDocuments<Disabled>;
   /** Immutable versions never change, so they are cached for good. */
   private readonly cache = new Map<string, ToolRecord>();
-  /** Disabled tool names (`tenant.name`) and why. */
+  /** KV backend: disabled tool names (`tenant.name`) and why, kept by the watch. */
   private readonly disabled = new Map<string, ToolDisabledReason>();
+  /** MongoDB backend: each tenant's disabled tools and why, with when they were read. */
+  private readonly flagCache = new Map<string, { at: number; flags: Promise<Map<string, ToolDisabledReason>> }>();
   private watch?: AsyncIterable<KvWatchEntry> & { stop(): void };
 
   constructor(
@@ -40,6 +47,7 @@ export class ToolRegistry implements OnModuleInit, OnModuleDestroy {
     @Inject(LOGGER) private readonly logger: Logger,
     @Inject(CONFIG) private readonly config: AppConfig,
     private readonly mcp: McpClientService,
+    @Inject(STORE) private readonly store: Repositories,
     @Optional() @Inject(TOOL_RUNNER_OPTIONS) private readonly opts?: ToolRunnerOptions,
   ) {}
 
@@ -54,11 +62,10 @@ export class ToolRegistry implements OnModuleInit, OnModuleDestroy {
   }
 
   async onModuleInit(): Promise<void> {
-    this.kv = await openBucket(this.nc, BUCKETS.tools);
-    this.versions = new KvDocuments(this.kv);
-    this.latest = new KvDocuments(this.kv);
-    this.flags = new KvDocuments(this.kv);
-    const w = await this.kv.watch({ key: '*.disabled.*' });
+    if (this.store.backend !== 'kv') return;
+    // the KV repository keeps the flags in am_tools (`<t>.disabled.<name>`): watch them there
+    const kv = await openBucket(this.nc, BUCKETS.tools);
+    const w = await kv.watch({ key: '*.disabled.*' });
     this.watch = w;
     void (async () => {
       for await (const e of w) {
@@ -73,6 +80,10 @@ export class ToolRegistry implements OnModuleInit, OnModuleDestroy {
     this.watch?.stop();
   }
 
+  private tools(tenantId: string): ToolCatalogRepository {
+    return this.store.forTenant(tenantId).tools;
+  }
+
   /**
    * Registers an immutable version. An mcp tool's server is asked for its tool list first and the
    * digest of the tool's definition there is recorded (`mcpDigest`); a new version clears a
@@ -80,90 +91,90 @@ export class ToolRegistry implements OnModuleInit, OnModuleDestroy {
    */
   async put(tenantId: string, tool: ToolDefinition): Promise<{ tool: ToolRecord; created: boolean }> {
     const digest = digestOf(tool);
-    const same = (existing: ToolRecord): { tool: ToolRecord; created: boolean } => {
-      if (existing.digest === digest) return { tool: existing, created: false };
-      throw conflict(`tool ${tool.name} version ${tool.version} already exists with a different definition; versions are immutable`, 'version_exists');
-    };
     const t = tool.transport;
     let mcpDigest: string | undefined;
     if (t.kind === 'mcp') {
-      const existing = await this.versions.get(tenantId, 'v', tool.name, tool.version);
-      if (existing) return same(existing);
+      const existing = await this.tools(tenantId).get(tool.name, tool.version);
+      if (existing) {
+        if (existing.digest === digest) return { tool: existing, created: false };
+        throw conflict(`tool ${tool.name} version ${tool.version} already exists with a different definition; versions are immutable`, 'version_exists');
+      }
       // inside the callers' RPC timeout (RpcClient default 5 s)
       mcpDigest = await this.mcp.definitionDigest(t.url, t.tool, this.egressPolicy(tool.egress), Math.min(tool.timeoutMs, REGISTRATION_MCP_TIMEOUT_MS));
     }
-    const record: ToolRecord = { ...tool, tenantId, digest, createdAt: new Date().toISOString(), ...(mcpDigest ? { mcpDigest } : {}) };
-    if (await this.versions.create(tenantId, ['v', tool.name, tool.version], record)) {
-      await this.latest.put(tenantId, ['latest', tool.name], { version: tool.version });
-      if (mcpDigest && this.disabledReason(tenantId, tool.name) === 'rug_pull') {
-        await this.setDisabled(tenantId, tool.name, false);
-        this.logger.info({ tenant: tenantId, tool: tool.name, version: tool.version }, 'new version registered: rug-pull disable lifted');
-      }
-      return { tool: record, created: true };
+    const { record, created } = await this.tools(tenantId).putVersion({ ...tool, digest, createdAt: new Date().toISOString(), ...(mcpDigest ? { mcpDigest } : {}) });
+    if (created && mcpDigest && (await this.disabledReason(tenantId, tool.name)) === 'rug_pull') {
+      await this.setDisabled(tenantId, tool.name, false);
+      this.logger.info({ tenant: tenantId, tool: tool.name, version: tool.version }, 'new version registered: rug-pull disable lifted');
     }
-    const existing = await this.versions.get(tenantId, 'v', tool.name, tool.version);
-    if (existing) return same(existing);
-    throw conflict(`tool ${tool.name} version ${tool.version} already exists with a different definition; versions are immutable`, 'version_exists');
+    return { tool: record, created };
   }
 
   /** The record of the tool's latest version. */
   async latestRecord(tenantId: string, name: string): Promise<ToolRecord | null> {
-    const l = await this.latest.get(tenantId, 'latest', name);
-    return l ? this.get(tenantId, name, l.version) : null;
+    return this.tools(tenantId).latest(name);
   }
 
   async get(tenantId: string, name: string, version: string): Promise<ToolRecord | null> {
     const k = `${tenantId}/${name}@${version}`;
     const hit = this.cache.get(k);
     if (hit) return hit;
-    const rec = await this.versions.get(tenantId, 'v', name, version);
+    const rec = await this.tools(tenantId).get(name, version);
     if (rec) this.cache.set(k, rec);
     return rec;
   }
 
   async versionsOf(tenantId: string, name: string): Promise<ToolRecord[]> {
-    return (await this.versions.list(tenantId, 'v', name)).sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+    return this.tools(tenantId).versions(name);
   }
 
   async list(tenantId: string): Promise<Array<ToolRecord & { disabled: boolean; disabledReason?: string }>> {
-    const pointers = await this.latestAll(tenantId);
-    const out: Array<ToolRecord & { disabled: boolean; disabledReason?: string }> = [];
-    for (const [name, version] of pointers) {
-      const rec = await this.get(tenantId, name, version);
-      const reason = this.disabledReason(tenantId, name);
-      if (rec) out.push({ ...rec, disabled: reason !== undefined, ...(reason ? { disabledReason: reason } : {}) });
-    }
-    return out.sort((a, b) => a.name.localeCompare(b.name));
-  }
-
-  private async latestAll(tenantId: string): Promise<Map<string, string>> {
-    const m = new Map<string, string>();
-    for await (const key of await this.kv.keys(`${tenantId}.latest.*`)) {
-      const name = key.split('.')[2];
-      const l = await this.latest.get(tenantId, 'latest', name);
-      if (l) m.set(name, l.version);
-    }
-    return m;
+    const [latest, flags] = await Promise.all([this.tools(tenantId).listLatest(), this.flagsOf(tenantId)]);
+    return latest.map(({ disabled: _stored, ...rec }) => {
+      const reason = flags.get(rec.name);
+      return { ...rec, disabled: reason !== undefined, ...(reason ? { disabledReason: reason } : {}) };
+    }).sort((a, b) => a.name.localeCompare(b.name));
   }
 
   /**
-   * Sets the disable flag, which every instance watches. `reason` is `manual` (the kill switch,
-   * the default) or `rug_pull` (the executor saw the MCP server change the tool's definition).
+   * Sets the disable flag, which every instance sees (KV: watched; MongoDB: within the cache TTL).
+   * `reason` is `manual` (the kill switch, the default) or `rug_pull` (the executor saw the MCP
+   * server change the tool's definition).
    */
   async setDisabled(tenantId: string, name: string, disabled: boolean, reason: ToolDisabledReason = 'manual', version?: string): Promise<void> {
-    if (!(await this.latest.get(tenantId, 'latest', name))) throw notFound(`tool ${name}`);
-    const flag: Disabled = disabled ? { disabled, reason, ...(version ? { version } : {}), at: new Date().toISOString() } : { disabled };
-    await this.flags.put(tenantId, ['disabled', name], flag);
-    if (disabled) this.disabled.set(`${tenantId}.${name}`, reason); else this.disabled.delete(`${tenantId}.${name}`);
+    await this.tools(tenantId).setDisabled(name, disabled, { reason, ...(version ? { version } : {}), at: new Date().toISOString() });
+    if (this.store.backend === 'kv') {
+      if (disabled) this.disabled.set(`${tenantId}.${name}`, reason); else this.disabled.delete(`${tenantId}.${name}`);
+    } else {
+      this.flagCache.delete(tenantId);
+    }
   }
 
-  isDisabled(tenantId: string, name: string): boolean {
-    return this.disabled.has(`${tenantId}.${name}`);
+  async isDisabled(tenantId: string, name: string): Promise<boolean> {
+    return (await this.disabledReason(tenantId, name)) !== undefined;
   }
 
   /** Why the tool is disabled, or undefined when it is enabled. */
-  disabledReason(tenantId: string, name: string): ToolDisabledReason | undefined {
-    return this.disabled.get(`${tenantId}.${name}`);
+  async disabledReason(tenantId: string, name: string): Promise<ToolDisabledReason | undefined> {
+    return (await this.flagsOf(tenantId)).get(name);
+  }
+
+  /** The tenant's disabled tools: from the watch (KV) or the store through a short cache (MongoDB). */
+  private async flagsOf(tenantId: string): Promise<Map<string, ToolDisabledReason>> {
+    if (this.store.backend === 'kv') {
+      const out = new Map<string, ToolDisabledReason>();
+      const prefix = `${tenantId}.`;
+      for (const [k, r] of this.disabled) if (k.startsWith(prefix)) out.set(k.slice(prefix.length), r);
+      return out;
+    }
+    const now = Date.now();
+    const hit = this.flagCache.get(tenantId);
+    if (hit && now - hit.at < DISABLED_CACHE_TTL_MS) return hit.flags;
+    const flags = this.tools(tenantId).disabledFlags().then((f) => new Map(Object.entries(f).map(([n, v]) => [n, v.reason] as const)));
+    this.flagCache.set(tenantId, { at: now, flags });
+    flags.catch(() => { if (this.flagCache.get(tenantId)?.flags === flags) this.flagCache.delete(tenantId); });
+    if (this.flagCache.size > 10_000) this.flagCache.clear();
+    return flags;
   }
 
   /** Pins `name` (latest) or `name@version` references. Unknown tools are an invalid argument. */
@@ -173,7 +184,7 @@ export class ToolRegistry implements OnModuleInit, OnModuleDestroy {
       const at = ref.indexOf('@');
       const name = at < 0 ? ref : ref.slice(0, at);
       let version = at < 0 ? undefined : ref.slice(at + 1);
-      if (version === undefined) version = (await this.latest.get(tenantId, 'latest', name))?.version;
+      if (version === undefined) version = (await this.tools(tenantId).latest(name))?.version;
       const rec = version === undefined ? null : await this.get(tenantId, name, version);
       if (!rec) throw invalid(`tool "${ref}" is not registered`, [{ field: 'tools', message: `unknown tool ${ref}` }]);
       out[name] = {

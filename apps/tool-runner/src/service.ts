@@ -1,5 +1,6 @@
 import { CONSUMERS } from '#libs/contracts';
 import type { ServiceDefinition } from '#libs/messaging';
+import { StoreModule } from '#libs/store';
 import { ToolExecutor } from './executor.service.js';
 import { McpClientService } from './mcp-client.js';
 import { ToolRegistry } from './registry.service.js';
@@ -9,6 +10,7 @@ import { ToolsController } from './tools.controller.js';
 
 export const toolRunner: ServiceDefinition = {
   service: 'tool-runner',
-  module: { controllers: [ToolsController], providers: [McpClientService, ToolRegistry, SessionMemory, ResultStore, ToolExecutor] },
+  // the tool catalog through libs/store (MongoDB when MONGODB_URI is set, KV otherwise)
+  module: { imports: [StoreModule.forRoot()], controllers: [ToolsController], providers: [McpClientService, ToolRegistry, SessionMemory, ResultStore, ToolExecutor] },
   consumers: [CONSUMERS.toolRunner],
 };

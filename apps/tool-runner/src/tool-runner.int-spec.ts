@@ -115,7 +115,7 @@ describe('the tool-runner (real nats-server, real MCP server)', () => {
       const pulled = await executor.handle(cmd('globex', 'lookup', '1', { word: 'b' }), noWork);
       expect(pulled).toMatchObject({ ok: false, error: { code: 'tool_definition_changed' } });
       expect(mcp.calls.get('lookup') ?? 0).toBe(before); // the changed tool was not called
-      expect(registry.disabledReason('globex', 'lookup')).toBe('rug_pull');
+      expect(await registry.disabledReason('globex', 'lookup')).toBe('rug_pull');
       // the flag is in the registry's KV bucket, so every instance sees it
       expect(await rpc.call('tools.get', { tenantId: 'globex', name: 'lookup' })).toMatchObject({ disabled: true, disabledReason: 'rug_pull' });
       const flag = await (await openBucket(nc, BUCKETS.tools)).get('globex.disabled.lookup');
@@ -126,11 +126,11 @@ describe('the tool-runner (real nats-server, real MCP server)', () => {
       // a new version takes the new definition and lifts the flag
       const v2 = await put('globex', mcpTool('lookup', '2', 'lookup'));
       expect(v2.tool.mcpDigest).not.toBe((await rpc.call('tools.get', { tenantId: 'globex', name: 'lookup' })).versions[0].mcpDigest);
-      expect(registry.isDisabled('globex', 'lookup')).toBe(false);
+      expect(await registry.isDisabled('globex', 'lookup')).toBe(false);
       expect(await executor.handle(cmd('globex', 'lookup', '2', { word: 'd' }), noWork)).toMatchObject({ ok: true, result: { word: 'd' } });
       // a run still pinned to version 1 fails, without disabling version 2 again
       expect(await executor.handle(cmd('globex', 'lookup', '1', { word: 'e' }), noWork)).toMatchObject({ ok: false, error: { code: 'tool_definition_changed' } });
-      expect(registry.isDisabled('globex', 'lookup')).toBe(false);
+      expect(await registry.isDisabled('globex', 'lookup')).toBe(false);
       mcp.lookupDescription = 'Looks a word up';
     });
   });

@@ -37,7 +37,7 @@ export class ToolsController {
   @OnRpc('tools.get')
   async get(@Payload() req: RpcMap['tools.get']['req']) {
     const tenantId = tenantOf(req);
-    const reason = this.registry.disabledReason(tenantId, req.name);
+    const reason = await this.registry.disabledReason(tenantId, req.name);
     return { versions: await this.registry.versionsOf(tenantId, req.name), disabled: reason !== undefined, ...(reason ? { disabledReason: reason } : {}) };
   }
 

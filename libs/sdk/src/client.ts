@@ -7,7 +7,7 @@ import {
 import { loadSync, type PackageDefinition } from '@grpc/proto-loader';
 import { PROTO_FILES, PROTO_PACKAGE, protoLoaderOptions, type JsonValue } from '#libs/contracts';
 import {
-  agentFromPb, apiKeyFromPb, approvalFromPb, auditPageFromPb, budgetFromPb, credentialFromPb, eventFromPb, policyFromPb, policyRuleToPb,
+  agentFromPb, apiKeyFromPb, approvalFromPb, auditPageFromPb, auditSearchFromPb, budgetFromPb, credentialFromPb, eventFromPb, policyFromPb, policyRuleToPb,
   putAgentToPb, putToolToPb, runFromPb, sessionFromPb, tenantFromPb, toolFromPb, toolVersionFromPb, usageFromPb,
 } from './convert.js';
 import { toPbTimestamp, toPbValue } from './json-struct.js';
@@ -21,7 +21,7 @@ import {
 } from './pb.js';
 import { decodeStatusDetails, STATUS_DETAILS_KEY, type ErrorDetail } from './status-details.js';
 import type {
-  Agent, AgentDefinitionInput, ApiKey, Approval, ApprovalStatus, AuditPage, Budget, BudgetSettingsInput, CallOptions, Credential,
+  Agent, AgentDefinitionInput, ApiKey, Approval, ApprovalStatus, AuditPage, AuditSearchPage, Budget, BudgetSettingsInput, CallOptions, Credential,
   CredentialInput, Policy, PolicyRule, Role, Run, RunEvent, RunStatus, ServingStatus, Session, Tenant, Tool, ToolDefinitionInput,
   ToolVersion, Usage, UsageGroupBy,
 } from './types.js';
@@ -344,6 +344,20 @@ export class AgentmeshClient {
   async listAudit(req: { tenant: string; after?: number; limit?: number }, opts?: CallOptions): Promise<AuditPage> {
     const r = await this.rpc<PbListAuditResponse>('Audit', 'ListAudit', { tenant: req.tenant, after: String(req.after ?? 0), limit: req.limit ?? 0 }, opts);
     return auditPageFromPb(r);
+  }
+
+  /**
+   * Searches the tenant's audit trail (newest first) by operation id and time (`from` <= at < `to`);
+   * pass `nextCursor` back as `cursor`. REST: GET /v1/tenants/{t}/audit?action=&from=&to=&cursor=&limit=.
+   */
+  async searchAudit(
+    req: { tenant: string; action?: string; from?: string | Date; to?: string | Date; cursor?: string; limit?: number }, opts?: CallOptions,
+  ): Promise<AuditSearchPage> {
+    const r = await this.rpc<PbListAuditResponse>('Audit', 'ListAudit', {
+      tenant: req.tenant, after: '0', limit: req.limit ?? 0, action: req.action ?? '', cursor: req.cursor ?? '',
+      from: req.from ? toPbTimestamp(req.from) : null, to: req.to ? toPbTimestamp(req.to) : null,
+    }, opts);
+    return auditSearchFromPb(r);
   }
 
   async getPolicy(req: { tenant: string }, opts?: CallOptions): Promise<Policy> {

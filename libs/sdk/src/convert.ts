@@ -6,7 +6,7 @@ import {
   type PbPutToolRequest, type PbRun, type PbRunEvent, type PbSession, type PbTenant, type PbTool, type PbToolTransport, type PbToolVersion,
 } from './pb.js';
 import type {
-  Agent, AgentDefinitionInput, ApiKey, Approval, ApprovalStatus, AuditPage, AuditRecord, Budget, BudgetLine, BudgetPeriod, BudgetState,
+  Agent, AgentDefinitionInput, ApiKey, Approval, ApprovalStatus, AuditPage, AuditRecord, AuditSearchPage, Budget, BudgetLine, BudgetPeriod, BudgetState,
   Cost, Credential, CredentialKind, Policy, PolicyRule, RiskTier, Role, Run, RunEvent, RunStatus, Session, Tenant, Tool,
   ToolDefinitionInput, ToolTransport, ToolVersion, Usage, UsageGroupBy,
 } from './types.js';
@@ -149,6 +149,16 @@ export function auditRecordFromPb(r: PbAuditRecord): AuditRecord {
     prevHash: r.prev_hash ?? '', hash: r.hash ?? '', json: r.json ?? '',
   };
 }
+
+export const auditSearchFromPb = (r: PbListAuditResponse): AuditSearchPage => ({
+  tenant: r.tenant ?? '',
+  entries: (r.entries ?? []).map((e) => ({
+    id: e.id ?? '', seq: num(e.seq), at: fromPbTimestamp(e.at) ?? '', action: e.action ?? '', actor: e.actor ?? '', outcome: e.outcome ?? '',
+    ...(e.resource ? { resource: e.resource } : {}),
+    ...(e.detail && Object.keys(e.detail).length ? { detail: { ...e.detail } } : {}),
+  })),
+  nextCursor: r.next_cursor ? r.next_cursor : null,
+});
 
 export const auditPageFromPb = (r: PbListAuditResponse): AuditPage => ({
   tenant: r.tenant ?? '', records: (r.records ?? []).map(auditRecordFromPb),

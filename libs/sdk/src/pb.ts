@@ -130,8 +130,16 @@ export interface PbAuditRecord {
   actor?: { kind?: string; id?: string; roles?: string[] } | null; target?: { type?: string; id?: string } | null;
   details?: PbStruct | null; trace_id?: string; prev_hash?: string; hash?: string; json?: string;
 }
-export interface PbListAuditRequest { tenant?: string; after?: PbLong; limit?: number }
-export interface PbListAuditResponse { tenant?: string; records?: PbAuditRecord[]; next?: PbLong; head?: { seq?: PbLong; hash?: string } | null }
+export interface PbListAuditRequest {
+  tenant?: string; after?: PbLong; limit?: number; action?: string; from?: PbTimestamp | null; to?: PbTimestamp | null; cursor?: string;
+}
+export interface PbAuditSearchEntry {
+  id?: string; seq?: PbLong; at?: PbTimestamp | null; action?: string; actor?: string; outcome?: string; resource?: string; detail?: Record<string, string>;
+}
+export interface PbListAuditResponse {
+  tenant?: string; records?: PbAuditRecord[]; next?: PbLong; head?: { seq?: PbLong; hash?: string } | null;
+  entries?: PbAuditSearchEntry[]; next_cursor?: string;
+}
 
 export interface PbPolicyRule {
   kind?: PbEnum; subject?: string; operation?: string; access?: PbEnum; when?: string; effect?: PbEnum; role?: string;

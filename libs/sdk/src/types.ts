@@ -129,6 +129,11 @@ export interface AuditRecord {
   json: string;
 }
 export interface AuditPage { tenant: string; records: AuditRecord[]; next: number | null; head: { seq: number; hash: string } | null }
+/** One entry of an audit search (REST GET /audit?action=&from=&to=&cursor= `entries`); `seq` is its chain position. */
+export interface AuditSearchEntry {
+  id: string; seq: number; at: string; action: string; actor: string; outcome: string; resource?: string; detail?: Record<string, string>;
+}
+export interface AuditSearchPage { tenant: string; entries: AuditSearchEntry[]; nextCursor: string | null }
 
 export type PolicyRule =
   | { kind: 'permission'; subject: string; operation: string; access?: 'read' | 'write' | '*'; when?: string; effect: 'allow' | 'deny' }

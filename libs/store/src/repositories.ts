@@ -1,5 +1,5 @@
 import type {
-  AgentRecord, JsonObject, JsonValue, Role, RunStatus, RunSummary, ToolRecord, UsageEvent, UsageGroupBy, UsageReport,
+  AgentRecord, JsonObject, JsonValue, Role, RunStatus, RunSummary, ToolDisabledReason, ToolRecord, UsageEvent, UsageGroupBy, UsageReport,
 } from '#libs/contracts';
 
 /**
@@ -115,14 +115,26 @@ export type AgentsRepository = VersionedCatalog<AgentRecord> & {
   listLatest(): Promise<AgentRecord[]>;
 };
 
+/** Why a tool is disabled: `manual` (the kill switch) or `rug_pull` (its MCP server changed the definition of `version`). */
+export interface ToolDisableFlag {
+  reason: ToolDisabledReason;
+  version?: string;
+  at?: string;
+}
+
 export type ToolCatalogRepository = VersionedCatalog<ToolRecord> & {
   /** The latest version of every tool with its disable flag, by name. */
   listLatest(): Promise<Array<ToolRecord & { disabled: boolean }>>;
-  /** Sets the disable flag of a tool (all versions); AgentmeshError('not_found') for an unknown tool. */
-  setDisabled(name: string, disabled: boolean): Promise<void>;
+  /**
+   * Sets the disable flag of a tool (all versions), with why when disabling (default `manual`);
+   * enabling forgets the reason. AgentmeshError('not_found') for an unknown tool.
+   */
+  setDisabled(name: string, disabled: boolean, flag?: Partial<ToolDisableFlag>): Promise<void>;
   isDisabled(name: string): Promise<boolean>;
   /** Names of the tenant's disabled tools. */
   disabled(): Promise<string[]>;
+  /** The tenant's disabled tools with why, by name (a flag stored without a reason reads `manual`). */
+  disabledFlags(): Promise<Record<string, ToolDisableFlag>>;
 };
 
 // ---- credentials (ciphertext only) --------------------------------------------------------------

@@ -4,6 +4,7 @@ import { isTenantId, STREAMS, type AnyJournalEvent } from '#libs/contracts';
 import { initialState, isTerminal, JournalDivergenceError, reduce, summaryOf, type RunState } from '#libs/engine';
 import { Journal } from '#libs/journal';
 import { decodeJson } from '#libs/messaging';
+import { followLive } from './follow-live.js';
 import type { Repositories } from './repositories.js';
 
 export const RUN_INDEX_CHECKPOINT = 'run-index';
@@ -81,18 +82,10 @@ export class RunIndexProjector {
   /** Follows the journal live from the checkpoint until `stop()`; failures are retried. */
   start(): void {
     this.stopped = false;
-    this.running = (async () => {
-      while (!this.stopped) {
-        try {
-          await this.pass({ follow: true, overwrite: false });
-          if (!this.stopped) await new Promise((r) => setTimeout(r, 1000)); // the consumer ended (connection closed?)
-        } catch (err) {
-          if (this.stopped) return;
-          this.log.warn({ err }, 'run index projection interrupted; resuming from its checkpoint');
-          await new Promise((r) => setTimeout(r, 1000));
-        }
-      }
-    })();
+    this.running = followLive(
+      () => this.pass({ follow: true, overwrite: false }), () => this.stopped,
+      (err) => this.log.warn({ err }, 'run index projection interrupted; resuming from its checkpoint'),
+    );
   }
 
   async stop(): Promise<void> {

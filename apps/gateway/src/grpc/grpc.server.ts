@@ -9,6 +9,7 @@ import type { AppConfig } from '#libs/config';
 import { CONFIG, LOGGER, NATS } from '#libs/messaging';
 import type { Logger } from '#libs/telemetry';
 import { AgentsService } from '../agents/agents.service.js';
+import { AuditSearch } from '../audit/audit-search.service.js';
 import { AuditLog } from '../audit/audit.service.js';
 import { Authorizer } from '../http/auth.js';
 import { GatewayPolicy } from '../policy/gateway-policy.js';
@@ -65,6 +66,7 @@ export class GrpcGateway implements OnApplicationBootstrap, OnModuleDestroy {
     private readonly agents: AgentsService,
     private readonly auth: Authorizer,
     private readonly audit: AuditLog,
+    private readonly auditSearch: AuditSearch,
     private readonly policy: GatewayPolicy,
     private readonly sessions: SessionsService,
     @Inject(NATS) private readonly nc: NatsConnection,
@@ -101,7 +103,7 @@ export class GrpcGateway implements OnApplicationBootstrap, OnModuleDestroy {
       },
     };
     const impls = await createServiceImplementations({
-      tenants: this.tenants, agents: this.agents, runs: this.runs, nc: this.nc, audit: this.audit,
+      tenants: this.tenants, agents: this.agents, runs: this.runs, nc: this.nc, audit: this.audit, auditSearch: this.auditSearch,
       policy: this.policy, sessions: this.sessions, budgetStateCacheMs: this.config.budgetStateCacheMs,
     }, deps);
     for (const [name, impl] of Object.entries(impls)) {

@@ -16,6 +16,7 @@ import type {
 } from '#libs/sdk';
 import type { AgentsService } from '../agents/agents.service.js';
 import { auditService } from '../audit/audit.grpc.js';
+import type { AuditSearch } from '../audit/audit-search.service.js';
 import { AuditLog } from '../audit/audit.service.js';
 import { auditGrpcCalls } from '../audit/grpc-audit.js';
 import { BudgetsApi } from '../budgets/budgets.api.js';
@@ -48,6 +49,8 @@ export interface HandlerServices {
   nc: NatsConnection;
   /** The gateway's audit trail; one is opened on `nc` when not given. */
   audit?: AuditLog;
+  /** Audit search (ListAudit with filters); without it a filtered ListAudit answers UNAVAILABLE. */
+  auditSearch?: AuditSearch;
   /** The REST ApprovalsService; one is made from `nc` and the call deps when not given. */
   approvals?: ApprovalsService;
   /** The gateway's policy (rules in KV), which the Policies service reads and replaces. */
@@ -271,7 +274,7 @@ export async function createServiceImplementations(s: HandlerServices, deps: Cal
     [`${PKG}.Approvals`]: Approvals,
     [`${PKG}.Credentials`]: credentialsService(rpc, deps, (name) => m('Credentials', name)),
     [`${PKG}.Budgets`]: budgetsService(new BudgetsApi(s.nc, s.budgetStateCacheMs), deps, (name) => m('Budgets', name)),
-    [`${PKG}.Audit`]: auditService(audit, deps, (name) => m('Audit', name)),
+    [`${PKG}.Audit`]: auditService(audit, deps, (name) => m('Audit', name), s.auditSearch),
     // PutPolicy records its own audit entry (with the rules), as PUT /policy does
     [`${PKG}.Policies`]: policiesService(new TenantPolicyApi(s.policy, audit), deps, (name) => m('Policies', name)),
     [`${PKG}.Sessions`]: sessionsService(s.sessions, deps, (name) => m('Sessions', name)),

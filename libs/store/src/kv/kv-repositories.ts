@@ -3,7 +3,7 @@ import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
   AgentmeshError, BUCKETS, notFound, unavailable,
-  type AgentRecord, type RunSummary, type ToolRecord, type UsageEvent, type UsageGroupBy, type UsageReport,
+  type AgentRecord, type RunSummary, type ToolDisabledReason, type ToolRecord, type UsageEvent, type UsageGroupBy, type UsageReport,
 } from '#libs/contracts';
 import { decodeJson, encodeJson } from '#libs/messaging';
 import {
@@ -16,7 +16,7 @@ import type {
   ApiKeyRecord, ApiKeysRepository, AgentsRepository, AuditEntry, AuditQuery, AuditRepository, BudgetDocument, BudgetsRepository,
   CheckpointsRepository, CredentialMetadata, CredentialRecord, CredentialsRepository, EncryptedSecretFields, Page, Repositories,
   RunIndexRepository, RunListQuery, SessionHistory, SessionMessage, SessionsRepository, StoreConfig, StoreOptions, TenantRecord,
-  TenantRepositories, TenantsRepository, ToolCatalogRepository, UsageRollupsRepository, VersionedCatalog, Versioned,
+  TenantRepositories, TenantsRepository, ToolCatalogRepository, ToolDisableFlag, UsageRollupsRepository, VersionedCatalog, Versioned,
 } from '../repositories.js';
 
 /**
@@ -106,7 +106,7 @@ interface Ctx {
   toolsKv: KV;
   tools: KvDocuments<ToolRecord>;
   toolLatest: KvDocuments<{ version: string }>;
-  toolFlags: KvDocuments<{ disabled: boolean }>;
+  toolFlags: KvDocuments<StoredToolFlag>;
   credentials: KvDocuments<CredentialRecord>;
   budgetsKv: KV;
   sessions: KvDocuments<SessionHistory>;
@@ -277,6 +277,14 @@ class KvAgents extends KvCatalog<AgentRecord> implements AgentsRepository {
   async listLatest(): Promise<AgentRecord[]> { return this.c.guard(() => this.latestAll()); }
 }
 
+/** A tool's disable flag as stored in am_tools (`<t>.disabled.<name>`). */
+interface StoredToolFlag { disabled: boolean; reason?: ToolDisabledReason; version?: string; at?: string }
+
+const disableFlagDoc = (f: Partial<ToolDisableFlag>): StoredToolFlag => ({
+  disabled: true, reason: f.reason ?? 'manual', ...(f.version ? { version: f.version } : {}), at: f.at ?? new Date().toISOString(),
+});
+const flagOf = (f: StoredToolFlag): ToolDisableFlag => ({ reason: f.reason ?? 'manual', ...(f.version ? { version: f.version } : {}), ...(f.at ? { at: f.at } : {}) });
+
 class KvTools extends KvCatalog<ToolRecord> implements ToolCatalogRepository {
   constructor(c: Ctx, t: string) { super(c, t, c.toolsKv, c.tools, c.toolLatest, 'tool'); }
   async listLatest(): Promise<Array<ToolRecord & { disabled: boolean }>> {
@@ -285,10 +293,20 @@ class KvTools extends KvCatalog<ToolRecord> implements ToolCatalogRepository {
       return recs.map((r) => ({ ...r, disabled: off.has(r.name) }));
     });
   }
-  async setDisabled(name: string, disabled: boolean): Promise<void> {
+  async setDisabled(name: string, disabled: boolean, flag: Partial<ToolDisableFlag> = {}): Promise<void> {
     return this.c.guard(async () => {
       if (!(await this.latestDocs.get(this.t, 'latest', name))) throw notFound(`tool ${name}`);
-      await this.c.toolFlags.put(this.t, ['disabled', name], { disabled });
+      // the document the tool-runner wrote before (and watches): `{disabled, reason, version?, at}`
+      await this.c.toolFlags.put(this.t, ['disabled', name], disabled ? disableFlagDoc(flag) : { disabled: false });
+    });
+  }
+  async disabledFlags(): Promise<Record<string, ToolDisableFlag>> {
+    return this.c.guard(async () => {
+      const keys = await keysOf(this.kv, `${keyToken(this.t)}.disabled.*`);
+      const flags = await Promise.all(keys.map(async (k) => [decodeToken(k.split('.')[2]), await valueOf<StoredToolFlag>(this.kv, k)] as const));
+      const out: Record<string, ToolDisableFlag> = {};
+      for (const [name, f] of flags.sort((a, b) => a[0].localeCompare(b[0]))) if (f?.disabled === true) out[name] = flagOf(f);
+      return out;
     });
   }
   async isDisabled(name: string): Promise<boolean> {

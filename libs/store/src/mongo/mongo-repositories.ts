@@ -1,7 +1,7 @@
 import mongoose, { type Connection } from 'mongoose';
 import {
   AgentmeshError, canonicalJson, notFound, unavailable,
-  type AgentRecord, type JsonValue, type RunSummary, type ToolRecord, type UsageEvent, type UsageGroupBy, type UsageReport,
+  type AgentRecord, type JsonValue, type RunSummary, type ToolDisabledReason, type ToolRecord, type UsageEvent, type UsageGroupBy, type UsageReport,
 } from '#libs/contracts';
 import {
   appendHistory, assertSessionId, memoForTenant, assertTenantId, auditCursor, byHour, checkRange, cleanAudit, cleanCredential,
@@ -12,7 +12,7 @@ import type {
   ApiKeyRecord, ApiKeysRepository, AgentsRepository, AuditEntry, AuditQuery, AuditRepository, BudgetDocument, BudgetsRepository,
   CheckpointsRepository, CredentialMetadata, CredentialRecord, CredentialsRepository, EncryptedSecretFields, Page, Repositories,
   RunIndexRepository, RunListQuery, SessionHistory, SessionMessage, SessionsRepository, StoreConfig, StoreOptions, TenantRecord,
-  TenantRepositories, TenantsRepository, ToolCatalogRepository, UsageRollupsRepository, VersionedCatalog, Versioned,
+  TenantRepositories, TenantsRepository, ToolCatalogRepository, ToolDisableFlag, UsageRollupsRepository, VersionedCatalog, Versioned,
 } from '../repositories.js';
 import {
   modelsOf, type ApiKeyDoc, type AuditDoc, type CredentialDoc, type GroupTally, type LatestDoc, type Models, type RollupDoc,
@@ -265,10 +265,25 @@ class MongoTools extends MongoCatalog<ToolRecord> implements ToolCatalogReposito
   async listLatest(): Promise<Array<ToolRecord & { disabled: boolean }>> {
     return guard(async () => (await this.latestAll()).map(({ disabledFlag, ...r }) => ({ ...(r as ToolRecord), disabled: disabledFlag })));
   }
-  async setDisabled(name: string, disabled: boolean): Promise<void> {
+  async setDisabled(name: string, disabled: boolean, flag: Partial<ToolDisableFlag> = {}): Promise<void> {
+    const set = disabled
+      ? { disabled: true, disabledReason: flag.reason ?? 'manual', disabledVersion: flag.version ?? null, disabledAt: flag.at ?? new Date().toISOString() }
+      : { disabled: false, disabledReason: null, disabledVersion: null, disabledAt: null };
     return guard(async () => {
-      const r = await this.latestModel.updateOne({ tenantId: this.t, name: String(name) }, { $set: { disabled } }).exec();
+      const r = await this.latestModel.updateOne({ tenantId: this.t, name: String(name) }, { $set: set }).exec();
       if (r.matchedCount === 0) throw notFound(`tool ${name}`);
+    });
+  }
+  async disabledFlags(): Promise<Record<string, ToolDisableFlag>> {
+    return guard(async () => {
+      const out: Record<string, ToolDisableFlag> = {};
+      for (const d of await this.latestModel.find({ tenantId: this.t, disabled: true }).sort({ name: 1 }).lean().exec()) {
+        out[d.name] = {
+          reason: (d.disabledReason ?? 'manual') as ToolDisabledReason,
+          ...(d.disabledVersion ? { version: d.disabledVersion } : {}), ...(d.disabledAt ? { at: d.disabledAt } : {}),
+        };
+      }
+      return out;
     });
   }
   async isDisabled(name: string): Promise<boolean> {

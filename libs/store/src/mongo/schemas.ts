@@ -19,7 +19,11 @@ const opts = { versionKey: false as const, id: false, strict: 'throw' as const, 
 export interface TenantDoc { tenantId: string; name: string; createdAt: string }
 export interface ApiKeyDoc { tenantId: string; id: string; name: string; roles: Role[]; hash: string; createdAt: string; revokedAt: string | null }
 export interface VersionDoc { tenantId: string; name: string; version: string; digest: string; createdAt: string; body: string }
-export interface LatestDoc { tenantId: string; name: string; version: string; updatedAt: string; disabled?: boolean }
+export interface LatestDoc {
+  tenantId: string; name: string; version: string; updatedAt: string; disabled?: boolean;
+  /** Tools: why the flag is set (`manual`, `rug_pull`), the version concerned and when (null once enabled). */
+  disabledReason?: string | null; disabledVersion?: string | null; disabledAt?: string | null;
+}
 export interface CredentialDoc {
   tenantId: string; name: string;
   secret: { v: 1; alg: 'A256GCM'; dataKeyId: string; nonce: string; ciphertext: string; tag: string };
@@ -69,6 +73,7 @@ const latestSchema = (): Schema<LatestDoc> => {
   const s = new Schema<LatestDoc>({
     tenantId: { type: String, required: true }, name: { type: String, required: true }, version: { type: String, required: true },
     updatedAt: { type: String, required: true }, disabled: { type: Boolean },
+    disabledReason: { type: String }, disabledVersion: { type: String }, disabledAt: { type: String },
   }, opts);
   s.index({ tenantId: 1, name: 1 }, { unique: true });
   return s;

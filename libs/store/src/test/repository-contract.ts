@@ -153,8 +153,15 @@ export function describeRepositoryContract(name: string, factory: () => Promise<
       await tools.putVersion(toolRec('search', '2'));
       expect(await tools.isDisabled('search')).toBe(true); // a new version keeps the flag
       expect((await tools.listLatest()).map((x) => [x.name, x.version, x.disabled])).toEqual([['fetch', '1', false], ['search', '2', true]]);
+      expect(await tools.disabledFlags()).toEqual({ search: { reason: 'manual', at: expect.any(String) } });
       await tools.setDisabled('search', false);
       expect(await tools.disabled()).toEqual([]);
+      expect(await tools.disabledFlags()).toEqual({});
+      await tools.setDisabled('fetch', true, { reason: 'rug_pull', version: '1', at: '2026-05-17T12:00:00.000Z' });
+      expect(await tools.disabledFlags()).toEqual({ fetch: { reason: 'rug_pull', version: '1', at: '2026-05-17T12:00:00.000Z' } });
+      await tools.setDisabled('fetch', true);
+      expect((await tools.disabledFlags()).fetch).toEqual({ reason: 'manual', at: expect.any(String) });
+      await tools.setDisabled('fetch', false);
       await expect(tools.setDisabled('nope', true)).rejects.toMatchObject({ code: 'not_found' });
     });
 
