@@ -16,7 +16,7 @@ import { routerMetrics } from './metrics.js';
 import { ModelPools } from './pools.js';
 import { ReplicaRegistry, type ReplicaSource } from './replicas.js';
 import { SIM_CHEAP_MODEL, SIM_FRONTIER_MODEL, startSimulators, type Simulators } from './simulators.js';
-import { countCompletionTokens, countPromptTokens, estimatePromptTokens } from './tokens.js';
+import { countCompletionTokens, countPromptTokens, estimatePromptTokens } from '#libs/tokens';
 import { callReplica } from './upstream/client.js';
 import { UpstreamError } from './upstream/http.js';
 import type { ChatChunk, ChatCompletion, ChatCompletionRequest } from './upstream/types.js';

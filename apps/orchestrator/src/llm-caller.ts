@@ -6,7 +6,7 @@ import {
 import { dearestModelPrice, llmWorstCaseAtPrice, modelPrice, type AppConfig } from '#libs/config';
 import type { LlmRequest, RunState } from '#libs/engine';
 import { decodeJson, RetryLaterError, RpcClient } from '#libs/messaging';
-import { countPromptTokens } from './tokens.js';
+import { countPromptTokens } from '#libs/tokens';
 import type { ToolCatalog } from './tool-catalog.js';
 
 /** Streamed text is written to the journal in pieces of at least this many characters... */

@@ -1,37 +1,39 @@
 import { Tiktoken } from 'js-tiktoken/lite';
-import type { ChatMessage, ChatTool } from '#libs/contracts';
-import type { AssistantMessage } from './upstream/types.js';
+import type { AssistantMessage, ChatMessage, ChatTool } from '#libs/contracts';
 
 /**
- * Token counts with a real BPE tokenizer (js-tiktoken), for replicas that report no usage:
+ * Token counts with a real BPE tokenizer (js-tiktoken), shared by the orchestrator (the worst case
+ * reserved before an LLM call) and the inference-router (usage of replicas that report none):
  * o200k_base for OpenAI's newer models (gpt-4o, gpt-4.1, gpt-5, o-series), cl100k_base for
- * everything else (a close stand-in for Llama/Claude tokenizers; exact counts need the replica's
- * own). Encoders load lazily: building one takes 0.5–1 s once.
+ * everything else and for `auto` (a close stand-in for Llama/Claude tokenizers: a reservation is a
+ * bound, and a settlement uses the replica's own counts when it has them). Encoders load lazily
+ * and once (0.5–1 s each).
  *
- * Prompt tokens follow OpenAI's published accounting for chat: 3 per message, 1 per name, 3 for
- * the reply's priming; tool definitions are counted as their JSON.
+ * Chat accounting as OpenAI publishes it: 3 tokens per message, 1 per name, 3 priming the reply;
+ * tool definitions are counted as their JSON.
  */
 type EncodingName = 'o200k_base' | 'cl100k_base';
+type Ranks = ConstructorParameters<typeof Tiktoken>[0];
 
-const encoders = new Map<EncodingName, Tiktoken>();
+const encoders = new Map<EncodingName, Promise<Tiktoken>>();
 
-async function loadRanks(name: EncodingName): Promise<ConstructorParameters<typeof Tiktoken>[0]> {
-  const mod = name === 'o200k_base'
-    ? ((await import('js-tiktoken/ranks/o200k_base')) as { default: ConstructorParameters<typeof Tiktoken>[0] })
-    : ((await import('js-tiktoken/ranks/cl100k_base')) as { default: ConstructorParameters<typeof Tiktoken>[0] });
-  return mod.default;
+export function encodingFor(model: string | undefined): EncodingName {
+  return model && /^(gpt-4o|gpt-4\.1|gpt-5|o1|o3|o4|chatgpt-4o)/i.test(model) ? 'o200k_base' : 'cl100k_base';
 }
 
-export function encodingFor(model: string): EncodingName {
-  return /^(gpt-4o|gpt-4\.1|gpt-5|o1|o3|o4|chatgpt-4o)/i.test(model) ? 'o200k_base' : 'cl100k_base';
-}
-
-async function encoder(model: string): Promise<Tiktoken> {
+function encoder(model: string | undefined): Promise<Tiktoken> {
   const name = encodingFor(model);
   let enc = encoders.get(name);
   if (enc === undefined) {
-    enc = new Tiktoken(await loadRanks(name));
+    // one load per encoding, however many calls ask for it at once
+    enc = (async () => {
+      const mod = name === 'o200k_base'
+        ? ((await import('js-tiktoken/ranks/o200k_base')) as { default: Ranks })
+        : ((await import('js-tiktoken/ranks/cl100k_base')) as { default: Ranks });
+      return new Tiktoken(mod.default);
+    })();
     encoders.set(name, enc);
+    enc.catch(() => encoders.delete(name));
   }
   return enc;
 }
@@ -42,13 +44,14 @@ function text(content: ChatMessage['content']): string {
   return '';
 }
 
-export async function countTextTokens(model: string, s: string): Promise<number> {
+/** Tokens of a plain text. */
+export async function countTextTokens(model: string | undefined, s: string): Promise<number> {
   if (s === '') return 0;
   return (await encoder(model)).encode(s, 'all').length;
 }
 
 /** Prompt tokens of a chat request. */
-export async function countPromptTokens(model: string, messages: readonly ChatMessage[], tools?: readonly ChatTool[]): Promise<number> {
+export async function countPromptTokens(model: string | undefined, messages: readonly ChatMessage[], tools?: readonly ChatTool[]): Promise<number> {
   const enc = await encoder(model);
   let n = 3;
   for (const m of messages) {
@@ -61,8 +64,8 @@ export async function countPromptTokens(model: string, messages: readonly ChatMe
   return n;
 }
 
-/** Output tokens of a reply: its text and its tool calls' names and arguments. */
-export async function countCompletionTokens(model: string, message: AssistantMessage): Promise<number> {
+/** Output tokens of a reply: its text and its tool calls' names and arguments (at least 1). */
+export async function countCompletionTokens(model: string | undefined, message: Pick<AssistantMessage, 'content' | 'tool_calls'>): Promise<number> {
   const enc = await encoder(model);
   let n = message.content ? enc.encode(message.content, 'all').length : 0;
   for (const c of message.tool_calls ?? []) n += 3 + enc.encode(c.function.name, 'all').length + enc.encode(c.function.arguments, 'all').length;
