@@ -8,25 +8,11 @@ import { BUCKETS, conflict, isTenantId, notFound, type Role } from '#libs/contra
 import type { AppConfig } from '#libs/config';
 import { CONFIG, LOGGER, NATS, openBucket } from '#libs/messaging';
 import type { Principal } from '#libs/policy';
-import { KvDocuments, STORE, type Repositories } from '#libs/store';
+import { KvDocuments, STORE, type ApiKeyRecord, type Repositories, type TenantRecord as Tenant } from '#libs/store';
 import type { Logger } from '#libs/telemetry';
 
-export interface Tenant {
-  id: string;
-  name: string;
-  createdAt: string;
-}
-
-export interface ApiKeyRecord {
-  id: string;
-  tenantId: string;
-  name: string;
-  roles: Role[];
-  /** sha256 of the whole key; the key itself is shown once and never stored. */
-  hash: string;
-  createdAt: string;
-  revokedAt: string | null;
-}
+/** A tenant and an API key record as the store keeps them (the key's hash never leaves the gateway). */
+export type { TenantRecord as Tenant, ApiKeyRecord } from '#libs/store';
 
 const sha256 = (s: string): Buffer => createHash('sha256').update(s).digest();
 
