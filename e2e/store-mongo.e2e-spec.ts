@@ -1,8 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import mongoose from 'mongoose';
+import { BUCKETS } from '#libs/contracts';
+import { connectNats, openBucket } from '#libs/messaging';
 // test-only launcher of the in-memory MongoDB-wire server (libs/store's contract suite uses it too)
 import { jongodbBinary, startJongodb, type MongoServerHandle } from '../libs/store/src/test/jongodb.js';
-import { client, eventually, newTenant, startTestMesh, waitForRun, type Api, type Mesh } from './support/harness.js';
+import { client, eventually, followEvents, newTenant, startTestMesh, waitForRun, type Api, type Mesh, type SseEvent } from './support/harness.js';
 
 const ECHO = { version: '1', riskTier: 'read', inputSchema: { type: 'object' }, transport: { kind: 'builtin', name: 'echo' } };
 const HELLO = { version: '1', planner: 'graph', tools: ['echo'], steps: [{ id: 'greet', tool: 'echo', args: { text: 'Hello, {{input.name}}!' } }] };
@@ -91,6 +94,68 @@ suite(`the mesh on the MongoDB store (MONGODB_URI at jongodb)${'missing' in jong
     expect((await viewer.api('GET', `/v1/tenants/${t}/runs`)).status).toBe(200);
     expect((await admin('DELETE', `/v1/tenants/${t}/api-keys/${viewer.id}`)).status).toBe(204);
     expect((await viewer.api('GET', `/v1/tenants/${t}/runs`)).status).toBe(401);
+  });
+
+  it('keeps credentials in MongoDB as ciphertext: stored over REST, used in a run, revoked, the next call fails closed', async () => {
+    const SECRET = `mgo-canary-${Math.random().toString(36).slice(2, 12)}`;
+    const seen: IncomingHttpHeaders[] = [];
+    const tool: Server = createServer((req, res) => {
+      seen.push(req.headers);
+      req.resume();
+      req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}'));
+    });
+    await new Promise<void>((r) => tool.listen(0, '127.0.0.1', () => r()));
+    const port = (tool.address() as { port: number }).port;
+    const nc = await connectNats(mesh.natsUrl, 'store-mongo-credentials');
+    try {
+      const c = await newTenant(mesh, 'mgo-cred');
+      const owner = c.owner;
+      const put = await owner('PUT', `/v1/tenants/${c.id}/credentials/stripe`, { kind: 'bearer', secret: SECRET, allowedTools: ['pay'] });
+      expect(put.status).toBe(201);
+      expect(JSON.stringify(put.body)).not.toContain(SECRET);
+      expect((await owner('PUT', `/v1/tenants/${c.id}/credentials/stripe`, { kind: 'bearer', secret: SECRET, allowedTools: ['pay'] })).status).toBe(200);
+      expect((await owner('GET', `/v1/tenants/${c.id}/credentials`)).body.credentials.map((x: { name: string }) => x.name)).toEqual(['stripe']);
+      expect((await owner('PUT', `/v1/tenants/${c.id}/tools/pay`, {
+        version: '1', riskTier: 'read', inputSchema: { type: 'object' }, transport: { kind: 'http', url: `http://127.0.0.1:${port}/pay` },
+        egress: [`127.0.0.1:${port}`], timeoutMs: 5000, credential: { name: 'stripe' },
+      })).status).toBe(201);
+      expect((await owner('PUT', `/v1/tenants/${c.id}/agents/payer`, {
+        version: '1', planner: 'graph', tools: ['pay'], steps: [{ id: 'pay', tool: 'pay', args: { amount: '5' } }],
+      })).status).toBe(201);
+
+      // stored in MongoDB, envelope and metadata only; not in the KV bucket
+      const [stored] = await docs('credentials', { tenantId: c.id, name: 'stripe' });
+      expect(stored).toMatchObject({ tenantId: c.id, name: 'stripe', secret: { v: 1, alg: 'A256GCM' }, metadata: { kind: 'bearer', allowedTools: ['pay'] }, revokedAt: null });
+      expect(Object.keys(stored).sort()).toEqual(['_id', 'createdAt', 'metadata', 'name', 'revokedAt', 'secret', 'tenantId', 'updatedAt']);
+      expect(await (await openBucket(nc, BUCKETS.credentials)).get(`${c.id}.stripe`)).toBeNull();
+
+      const ok = await owner('POST', `/v1/tenants/${c.id}/runs`, { agent: 'payer', input: {} });
+      expect(await waitForRun(owner, c.id, ok.body.id, 30_000)).toMatchObject({ status: 'completed' });
+      expect(seen.at(-1)?.authorization).toBe(`Bearer ${SECRET}`);
+
+      expect((await owner('DELETE', `/v1/tenants/${c.id}/credentials/stripe`)).status).toBe(204);
+      expect((await owner('GET', `/v1/tenants/${c.id}/credentials`)).body.credentials).toEqual([]);
+      const before = seen.length;
+      const denied = await owner('POST', `/v1/tenants/${c.id}/runs`, { agent: 'payer', input: {} });
+      expect(await waitForRun(owner, c.id, denied.body.id, 30_000)).toMatchObject({ status: 'failed', error: { code: 'tool_error' } });
+      const evs: SseEvent[] = [];
+      await followEvents(mesh.gatewayUrl, c.ownerKey, `/v1/tenants/${c.id}/runs/${denied.body.id}/events`, (e) => evs.push(e));
+      const failed = evs.find((e) => e.event === 'tool.failed')?.data as { data: { error: { code: string } } } | undefined;
+      expect(failed?.data.error.code).toBe('credential_revoked');
+      expect(seen.length).toBe(before);
+
+      // the revocation left a tombstone without the ciphertext; the secret is nowhere in the collection
+      const [tombstone] = await docs('credentials', { tenantId: c.id, name: 'stripe' });
+      expect(tombstone).toMatchObject({ revokedAt: expect.any(String) });
+      expect(tombstone).not.toHaveProperty('secret');
+      for (const collection of ['credentials', 'audit', 'run_index']) {
+        expect(JSON.stringify(await docs(collection, {}))).not.toContain(SECRET);
+      }
+    } finally {
+      await nc.close();
+      tool.closeAllConnections();
+      await new Promise((r) => tool.close(() => r(null)));
+    }
   });
 
   it('answers 503 problem+json while MongoDB is down and serves again once it is back', async () => {

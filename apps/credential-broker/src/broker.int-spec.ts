@@ -231,6 +231,22 @@ describe('the credential broker over NATS RPC (real nats-server)', () => {
       await put('acme', 'doomed', { kind: 'api_key', secret: SECRET, allowedTools: ['charge'] });
       await redeem('acme', 'charge', '1', 'doomed', (await mint('acme', 'charge', '1', 'doomed')).delegation);
     });
+
+    it('reads the KV records written before libs/store: a record at <tenant>.<name> is used, its delete marker is a revocation', async () => {
+      await put('acme', 'legacy', { kind: 'bearer', secret: SECRET, allowedTools: ['charge'], scopes: ['a'] });
+      const bucket = await openBucket(nc, BUCKETS.credentials);
+      const written = JSON.parse(new TextDecoder().decode((await bucket.get('acme.legacy'))!.value)) as Record<string, unknown>;
+      // rewritten exactly as the broker's own KvCredentialStore wrote it (same key, same fields, same order)
+      const old = { tenantId: 'acme', name: 'legacy', secret: written.secret, metadata: { kind: 'bearer', allowedTools: ['charge'], scopes: ['a'] }, createdAt: '2025-01-01T00:00:00.000Z', updatedAt: '2025-01-01T00:00:00.000Z' };
+      await bucket.put('acme.legacy', JSON.stringify(old));
+      expect((await rpc.call('credentials.list', { tenantId: 'acme' })).credentials).toContainEqual({ name: 'legacy', kind: 'bearer', allowedTools: ['charge'], scopes: ['a'], createdAt: old.createdAt, updatedAt: old.updatedAt });
+      const r = await redeem('acme', 'charge', '1', 'legacy', (await mint('acme', 'charge', '1', 'legacy', ['a'])).delegation);
+      expect(r.inject).toEqual({ header: 'authorization', value: `Bearer ${SECRET}` });
+      // replacing keeps the old createdAt
+      expect((await put('acme', 'legacy', { kind: 'bearer', secret: SECRET, allowedTools: ['charge'] })).credential.createdAt).toBe(old.createdAt);
+      await bucket.delete('acme.legacy'); // how the broker revoked before
+      expect(await refused(mint('acme', 'charge', '1', 'legacy'))).toMatchObject({ code: 'permission_denied', reason: 'credential_revoked' });
+    });
   });
 
   describe('OAuth2 client credentials against a real token endpoint', () => {

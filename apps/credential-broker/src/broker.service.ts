@@ -6,15 +6,16 @@ import {
 } from '#libs/contracts';
 import type { AppConfig, MasterKeysConfig } from '#libs/config';
 import { CONFIG, LOGGER, NATS, openBucket } from '#libs/messaging';
+import { STORE, type Repositories } from '#libs/store';
 import type { Logger } from '#libs/telemetry';
-import { CredentialCryptoError, EnvelopeEncryption, MasterKey, SecretValue } from './crypto/index.js';
+import { CredentialCryptoError, EnvelopeEncryption, MasterKey, SecretValue, type EncryptedSecret } from './crypto/index.js';
 import {
   DelegationError, DelegationService, importDelegationKeys, type CredentialPolicy, type DelegationErrorCode, type RedeemedDelegation,
 } from './delegation/index.js';
 import { ensureDelegationKeyFile, ensureMasterKeysFile, fileStamp, publicPemOf, readMasterKeysFile } from './keys/key-files.js';
 import { parseCredentialInput, readMaterial, type Material } from './material.js';
 import { ClientCredentialsTokenSource, TokenSourceError } from './oauth/index.js';
-import { credentialView, KvCredentialStore, type StoredCredential } from './store/credential-store.js';
+import { CredentialStore, credentialView, type StoredCredential } from './store/credential-store.js';
 import { KvKeyring } from './store/kv-keyring.js';
 import { KvReplayCache } from './store/kv-replay-cache.js';
 
@@ -89,7 +90,7 @@ function cryptoFailure(e: CredentialCryptoError): AgentmeshError {
  */
 @Injectable()
 export class CredentialBroker implements OnModuleInit {
-  private store!: KvCredentialStore;
+  private readonly store: CredentialStore;
   private keyring!: KvKeyring;
   private envelope!: EnvelopeEncryption;
   private delegations!: DelegationService;
@@ -105,18 +106,18 @@ export class CredentialBroker implements OnModuleInit {
     @Inject(NATS) private readonly nc: NatsConnection,
     @Inject(CONFIG) private readonly config: AppConfig,
     @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(STORE) repos: Repositories,
     @Optional() @Inject(BROKER_OPTIONS) opts?: BrokerOptions,
   ) {
     this.now = opts?.now ?? Date.now;
     this.clockToleranceSeconds = opts?.clockToleranceSeconds ?? 1;
     this.tokenTimeoutMs = opts?.tokenTimeoutMs ?? 4000;
+    this.store = new CredentialStore(repos);
   }
 
   async onModuleInit(): Promise<void> {
-    const [credentials, keyring, replay] = await Promise.all([
-      openBucket(this.nc, BUCKETS.credentials), openBucket(this.nc, BUCKETS.keyring), openBucket(this.nc, BUCKETS.delegationReplay),
-    ]);
-    this.store = new KvCredentialStore(credentials);
+    // the key ring and the replay cache stay on JetStream KV; the credentials go through libs/store
+    const [keyring, replay] = await Promise.all([openBucket(this.nc, BUCKETS.keyring), openBucket(this.nc, BUCKETS.delegationReplay)]);
     this.keyring = new KvKeyring(keyring);
     this.loadMasterKeys();
 
@@ -243,19 +244,15 @@ export class CredentialBroker implements OnModuleInit {
     const input = parseCredentialInput(req?.credential);
     const env = this.currentEnvelope();
     const at = new Date(this.now()).toISOString();
-    let stored: { record: StoredCredential; created: boolean };
+    let secret: EncryptedSecret;
     try {
-      stored = await this.store.put(tenantId, name, async (current) => ({
-        tenantId, name,
-        secret: await env.encrypt(tenantId, name, input.material),
-        metadata: { kind: input.kind, allowedTools: input.allowedTools, scopes: input.scopes },
-        createdAt: current?.createdAt ?? at,
-        updatedAt: at,
-      }));
+      secret = await env.encrypt(tenantId, name, input.material);
     } catch (e) {
       if (e instanceof CredentialCryptoError) throw cryptoFailure(e);
       throw e;
     }
+    // a live credential keeps its createdAt (the repository's put); a revoked or new name starts at `at`
+    const stored = await this.store.put(tenantId, name, secret, { kind: input.kind, allowedTools: input.allowedTools, scopes: input.scopes }, at);
     this.tokenSources.delete(`${tenantId}.${name}`);
     this.logger.info({ tenant: tenantId, credential: name, kind: input.kind, created: stored.created }, 'credential stored');
     return { credential: credentialView(stored.record), created: stored.created };
@@ -263,13 +260,13 @@ export class CredentialBroker implements OnModuleInit {
 
   async list(req: RpcMap['credentials.list']['req']): Promise<RpcMap['credentials.list']['res']> {
     const tenantId = tenantOf(req?.tenantId);
-    return { credentials: (await this.store.list(tenantId)).map(credentialView) };
+    return { credentials: await this.store.list(tenantId) };
   }
 
   async revoke(req: RpcMap['credentials.revoke']['req']): Promise<RpcMap['credentials.revoke']['res']> {
     const tenantId = tenantOf(req?.tenantId);
     const name = nameOf(req?.name);
-    if (!(await this.store.revoke(tenantId, name))) throw notFound(`credential ${name}`);
+    if (!(await this.store.revoke(tenantId, name, new Date(this.now()).toISOString()))) throw notFound(`credential ${name}`);
     this.tokenSources.delete(`${tenantId}.${name}`);
     this.logger.info({ tenant: tenantId, credential: name }, 'credential revoked');
     return { name, revoked: true };

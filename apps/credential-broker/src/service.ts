@@ -1,4 +1,5 @@
 import type { ServiceDefinition } from '#libs/messaging';
+import { StoreModule } from '#libs/store';
 import { CredentialBroker } from './broker.service.js';
 import { CredentialsController } from './credentials.controller.js';
 
@@ -8,5 +9,6 @@ import { CredentialsController } from './credentials.controller.js';
  */
 export const credentialBroker: ServiceDefinition = {
   service: 'credential-broker',
-  module: { controllers: [CredentialsController], providers: [CredentialBroker] },
+  // credentials through libs/store (MongoDB when MONGODB_URI is set, KV otherwise); key ring and replay cache on KV
+  module: { imports: [StoreModule.forRoot()], controllers: [CredentialsController], providers: [CredentialBroker] },
 };

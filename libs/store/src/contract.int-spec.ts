@@ -2,14 +2,31 @@ import { describe, it } from '@jest/globals';
 import mongoose from 'mongoose';
 import { ulid } from 'ulid';
 import { loadConfig } from '#libs/config';
-import { connectNats, provision } from '#libs/messaging';
+import { connectNats, decodeJson, openBucket, provision } from '#libs/messaging';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { startNatsServer } from '#libs/testing';
-import { createKvRepositories } from './kv/kv-repositories.js';
+import { createKvRepositories, STORE_BUCKETS } from './kv/kv-repositories.js';
 import { createMongoRepositories } from './mongo/mongo-repositories.js';
 import { jongodbBinary, startJongodb } from './test/jongodb.js';
 import { describeRepositoryContract, FakeClock, SESSION_TTL_MS, type ContractTarget } from './test/repository-contract.js';
 
 const OUTAGE = 'fails fast with unavailable while the store is down and serves again once it is back';
+
+/** A credential's KV entry as stored (null for no key or a delete marker). */
+const rawKvCredential = (nc: NatsConnection) => async (tenantId: string, name: string): Promise<Record<string, unknown> | null> => {
+  const e = await (await openBucket(nc, STORE_BUCKETS.credentials)).get(`${tenantId}.${name}`);
+  return e && e.operation === 'PUT' && e.length > 0 ? decodeJson<Record<string, unknown>>(e.value) : null;
+};
+
+/** A credential's MongoDB document as stored, read with a connection of its own. */
+const rawMongoCredential = (uri: string, dbName: string) => async (tenantId: string, name: string): Promise<Record<string, unknown> | null> => {
+  const conn = await mongoose.createConnection(uri, { dbName, serverSelectionTimeoutMS: 3000 }).asPromise();
+  try {
+    return await conn.collection('credentials').findOne({ tenantId, name });
+  } finally {
+    await conn.close();
+  }
+};
 
 /** A nats-server with the journal provisioned: the KV store itself, or the projector's source. */
 async function nats() {
@@ -24,7 +41,7 @@ describeRepositoryContract('JetStream KV', async (): Promise<ContractTarget> => 
   const clock = new FakeClock();
   const repos = await createKvRepositories(nc, { mongodbUri: undefined, sessionTtlMs: SESSION_TTL_MS }, { now: clock.now });
   return {
-    repos, nc, clock,
+    repos, nc, clock, rawCredential: rawKvCredential(nc),
     outage: { down: () => srv.kill(), up: () => srv.restart() },
     close: async () => { await repos.close(); await nc.close(); await srv.stop(); },
   };
@@ -38,7 +55,7 @@ if (mongodbUri) {
     const dbName = `agentmesh_contract_${ulid().toLowerCase()}`;
     const repos = await createMongoRepositories(mongodbUri, { mongodbUri, sessionTtlMs: SESSION_TTL_MS }, { now: clock.now, dbName });
     return {
-      repos, nc, clock,
+      repos, nc, clock, rawCredential: rawMongoCredential(mongodbUri, dbName),
       close: async () => {
         await repos.close();
         const conn = await mongoose.createConnection(mongodbUri, { dbName, serverSelectionTimeoutMS: 5000 }).asPromise();
@@ -66,7 +83,7 @@ if ('bin' in jongodb) {
     const config = { mongodbUri: mongo.uri, sessionTtlMs: SESSION_TTL_MS, mongodbServerSelectionTimeoutMs: 1500 };
     const repos = await createMongoRepositories(mongo.uri, config, { now: clock.now, dbName: 'agentmesh_contract' });
     return {
-      repos, nc, clock,
+      repos, nc, clock, rawCredential: rawMongoCredential(mongo.uri, 'agentmesh_contract'),
       outage: { down: () => mongo.kill(), up: () => mongo.restart() },
       close: async () => { await repos.close(); await mongo.stop(); await nc.close(); await srv.stop(); },
     };

@@ -174,14 +174,41 @@ export interface CredentialRecord {
   updatedAt: string;
 }
 
+/**
+ * What is stored under a credential name: a live credential, a revoked one (it existed and was
+ * revoked: its ciphertext is gone, a tombstone remains), or nothing (never stored).
+ */
+export type CredentialLookup =
+  | { state: 'present'; record: CredentialRecord }
+  | { state: 'revoked' }
+  | { state: 'absent' };
+
+/**
+ * The credential broker's records. Only the envelope (ciphertext, nonce, tag, data key id) and
+ * metadata are stored, never plaintext. Master-key rotation re-wraps the tenants' data keys (the
+ * broker's key ring) and never rewrites these records, so there is no compare-and-set write here:
+ * `put` keeps `createdAt` of a live credential by itself (KV: compare-and-set on the revision;
+ * MongoDB: a filtered update).
+ */
 export interface CredentialsRepository {
-  /** Creates or replaces; AgentmeshError('invalid_argument') if anything but encrypted fields and metadata is given. */
-  put(name: string, secret: EncryptedSecretFields, metadata: CredentialMetadata, at: string): Promise<CredentialRecord>;
+  /**
+   * Creates or replaces; `created` is true when there was no live credential (never stored, or
+   * revoked: a revoked name starts over with a new `createdAt`). AgentmeshError('invalid_argument')
+   * if anything but encrypted fields and metadata is given.
+   */
+  put(name: string, secret: EncryptedSecretFields, metadata: CredentialMetadata, at: string): Promise<{ record: CredentialRecord; created: boolean }>;
+  /** The live credential, or null (revoked or never stored). */
   get(name: string): Promise<CredentialRecord | null>;
-  /** Names and metadata only (no ciphertext), by name. */
+  /** Tells a revoked credential from one that never existed (delegations answer `credential_revoked`, not `not_found`). */
+  lookup(name: string): Promise<CredentialLookup>;
+  /** Live credentials: names and metadata only (no ciphertext), by name. */
   list(): Promise<Array<Omit<CredentialRecord, 'secret'>>>;
-  /** True when something was deleted. */
-  delete(name: string): Promise<boolean>;
+  /**
+   * Revokes at `at`: the ciphertext is removed and a tombstone remains (KV: the key's delete marker;
+   * MongoDB: the document without `secret`/`metadata`, with `revokedAt`). True when a live
+   * credential was revoked, false when there was none (never stored, or already revoked).
+   */
+  revoke(name: string, at: string): Promise<boolean>;
 }
 
 // ---- budgets -------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import {
 import { KvDocuments, keyToken } from '../kv-documents.js';
 import type {
   ApiKeyRecord, ApiKeysRepository, AgentsRepository, AuditEntry, AuditQuery, AuditRepository, BudgetDocument, BudgetsRepository,
-  CheckpointsRepository, CredentialMetadata, CredentialRecord, CredentialsRepository, EncryptedSecretFields, Page, Repositories,
+  CheckpointsRepository, CredentialLookup, CredentialMetadata, CredentialRecord, CredentialsRepository, EncryptedSecretFields, Page, Repositories,
   RunIndexRepository, RunListQuery, SessionHistory, SessionMessage, SessionsRepository, StoreConfig, StoreOptions, TenantRecord,
   TenantRepositories, TenantsRepository, ToolCatalogRepository, ToolDisableFlag, UsageRollupsRepository, VersionedCatalog, Versioned,
 } from '../repositories.js';
@@ -108,6 +108,7 @@ interface Ctx {
   toolLatest: KvDocuments<{ version: string }>;
   toolFlags: KvDocuments<StoredToolFlag>;
   credentials: KvDocuments<CredentialRecord>;
+  credentialsKv: KV;
   budgetsKv: KV;
   sessions: KvDocuments<SessionHistory>;
   runsKv: KV;
@@ -137,7 +138,7 @@ export async function createKvRepositories(nc: NatsConnection, config: StoreConf
     tenants: new KvDocuments(tenantsKv), tenantsKv, apiKeys: new KvDocuments(apiKeysKv),
     agentsKv, agents: new KvDocuments(agentsKv), agentLatest: new KvDocuments(agentsKv),
     toolsKv, tools: new KvDocuments(toolsKv), toolLatest: new KvDocuments(toolsKv), toolFlags: new KvDocuments(toolsKv),
-    credentials: new KvDocuments(credentialsKv), budgetsKv, sessions: new KvDocuments(sessionsKv),
+    credentials: new KvDocuments(credentialsKv), credentialsKv, budgetsKv, sessions: new KvDocuments(sessionsKv),
     runsKv, runs: new KvDocuments(runsKv), usageKv, usage: new KvDocuments(usageKv), auditKv, audit: new KvDocuments(auditKv),
     checkpointsKv,
   };
@@ -322,28 +323,51 @@ class KvTools extends KvCatalog<ToolRecord> implements ToolCatalogRepository {
   }
 }
 
+/**
+ * `am_credentials` `<t>.<name>`: the layout the credential broker wrote before it used this
+ * repository (record shape unchanged). Revoking deletes the key: its delete marker is the
+ * tombstone that tells a revoked credential from one that never existed.
+ */
 class KvCredentials implements CredentialsRepository {
   constructor(private readonly c: Ctx, private readonly t: string) {}
-  async put(name: string, secret: EncryptedSecretFields, metadata: CredentialMetadata, at: string): Promise<CredentialRecord> {
+  async put(name: string, secret: EncryptedSecretFields, metadata: CredentialMetadata, at: string): Promise<{ record: CredentialRecord; created: boolean }> {
     const clean = cleanCredential(secret, metadata);
     return this.c.guard(() => casLoop(this.c.credentials, this.t, [name], (cur) => {
       const next: CredentialRecord = { tenantId: this.t, name, secret: clean.secret, metadata: clean.metadata, createdAt: cur?.createdAt ?? at, updatedAt: at };
-      return { next, result: next };
+      return { next, result: { record: next, created: cur === null } };
     }));
   }
   async get(name: string): Promise<CredentialRecord | null> {
     return this.c.guard(() => this.c.credentials.get(this.t, name));
+  }
+  async lookup(name: string): Promise<CredentialLookup> {
+    return this.c.guard(async () => {
+      const e = await this.c.credentialsKv.get(this.c.credentials.keyOf(this.t, name));
+      if (!e) return { state: 'absent' };
+      if (e.operation !== 'PUT' || e.length === 0) return { state: 'revoked' };
+      return { state: 'present', record: decodeJson<CredentialRecord>(e.value) };
+    });
   }
   async list(): Promise<Array<Omit<CredentialRecord, 'secret'>>> {
     return this.c.guard(async () => (await this.c.credentials.list(this.t))
       .map(({ secret: _s, ...rest }) => rest)
       .sort((a, b) => a.name.localeCompare(b.name)));
   }
-  async delete(name: string): Promise<boolean> {
+  async revoke(name: string, _at: string): Promise<boolean> {
+    // the delete marker carries no payload, so the time is not kept on KV
     return this.c.guard(async () => {
-      if (!(await this.c.credentials.get(this.t, name))) return false;
-      await this.c.credentials.delete(this.t, name);
-      return true;
+      for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
+        const cur = await this.c.credentials.getWithRevision(this.t, name);
+        if (!cur) return false;
+        try {
+          // at the revision read: of two concurrent revocations exactly one reports true
+          await this.c.credentialsKv.delete(this.c.credentials.keyOf(this.t, name), { previousSeq: cur.revision });
+          return true;
+        } catch (e) {
+          if (!/wrong last sequence/i.test((e as Error).message)) throw e;
+        }
+      }
+      throw unavailable(`too much contention on credential ${name}; retry`);
     });
   }
 }

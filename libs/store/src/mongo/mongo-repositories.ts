@@ -10,7 +10,7 @@ import {
 } from '../common.js';
 import type {
   ApiKeyRecord, ApiKeysRepository, AgentsRepository, AuditEntry, AuditQuery, AuditRepository, BudgetDocument, BudgetsRepository,
-  CheckpointsRepository, CredentialMetadata, CredentialRecord, CredentialsRepository, EncryptedSecretFields, Page, Repositories,
+  CheckpointsRepository, CredentialLookup, CredentialMetadata, CredentialRecord, CredentialsRepository, EncryptedSecretFields, Page, Repositories,
   RunIndexRepository, RunListQuery, SessionHistory, SessionMessage, SessionsRepository, StoreConfig, StoreOptions, TenantRecord,
   TenantRepositories, TenantsRepository, ToolCatalogRepository, ToolDisableFlag, UsageRollupsRepository, VersionedCatalog, Versioned,
 } from '../repositories.js';
@@ -294,7 +294,10 @@ class MongoTools extends MongoCatalog<ToolRecord> implements ToolCatalogReposito
   }
 }
 
-const credentialOf = (d: CredentialDoc): CredentialRecord => ({
+type LiveCredentialDoc = CredentialDoc & Required<Pick<CredentialDoc, 'secret' | 'metadata'>>;
+/** A live credential (not the tombstone of a revoked one). */
+const isLive = (d: CredentialDoc): d is LiveCredentialDoc => (d.revokedAt === null || d.revokedAt === undefined) && !!d.secret && !!d.metadata;
+const credentialOf = (d: LiveCredentialDoc): CredentialRecord => ({
   tenantId: d.tenantId,
   name: d.name,
   secret: { v: 1, alg: 'A256GCM', dataKeyId: d.secret.dataKeyId, nonce: d.secret.nonce, ciphertext: d.secret.ciphertext, tag: d.secret.tag },
@@ -302,47 +305,90 @@ const credentialOf = (d: CredentialDoc): CredentialRecord => ({
   createdAt: d.createdAt,
   updatedAt: d.updatedAt,
 });
-const metadataOf = (m: CredentialDoc['metadata']): CredentialMetadata => ({
+const metadataOf = (m: LiveCredentialDoc['metadata']): CredentialMetadata => ({
   kind: m.kind,
   ...(m.allowedTools ? { allowedTools: [...m.allowedTools] } : {}),
   ...(m.scopes ? { scopes: [...m.scopes] } : {}),
   ...(m.description !== undefined && m.description !== null ? { description: m.description } : {}),
 });
+const CREDENTIAL_CAS_ATTEMPTS = 20;
 
+/**
+ * `credentials`: one document per (tenant, name). Revoking replaces it with a tombstone (no
+ * `secret`, no `metadata`, `revokedAt` set), so a revoked credential is told apart from one that
+ * never existed. Writes are conditional on what was read (`revokedAt`, `createdAt`, `updatedAt`),
+ * with `$set`/`$setOnInsert`/`replaceOne` only (what jongodb supports too).
+ */
 class MongoCredentials implements CredentialsRepository {
   constructor(private readonly c: Ctx, private readonly t: string) {}
-  async put(name: string, secret: EncryptedSecretFields, metadata: CredentialMetadata, at: string): Promise<CredentialRecord> {
+  private find(name: string) {
+    return this.c.m.credentials.findOne({ tenantId: this.t, name: String(name) }).lean().exec() as Promise<CredentialDoc | null>;
+  }
+  async put(name: string, secret: EncryptedSecretFields, metadata: CredentialMetadata, at: string): Promise<{ record: CredentialRecord; created: boolean }> {
     const clean = cleanCredential(secret, metadata);
+    const key = { tenantId: this.t, name: String(name) };
     return guard(async () => {
-      for (let attempt = 0; attempt < 3; attempt++) {
-        try {
-          await this.c.m.credentials.updateOne(
-            { tenantId: this.t, name: String(name) },
-            { $set: { secret: clean.secret, metadata: clean.metadata, updatedAt: at }, $setOnInsert: { createdAt: at } },
-            { upsert: true },
+      for (let attempt = 0; attempt < CREDENTIAL_CAS_ATTEMPTS; attempt++) {
+        const cur = await this.find(name);
+        if (cur && isLive(cur)) {
+          const r = await this.c.m.credentials.updateOne(
+            { ...key, revokedAt: null, createdAt: cur.createdAt },
+            { $set: { secret: clean.secret, metadata: clean.metadata, updatedAt: at } },
           ).exec();
-          break;
+          if (r.matchedCount === 1) return { record: credentialOf({ ...key, ...clean, createdAt: cur.createdAt, updatedAt: at }), created: false };
+          continue;
+        }
+        const fresh: LiveCredentialDoc = { ...key, secret: clean.secret, metadata: clean.metadata, createdAt: at, updatedAt: at, revokedAt: null };
+        if (cur) {
+          // the tombstone of a revoked credential: the name starts over
+          const r = await this.c.m.credentials.replaceOne({ ...key, revokedAt: cur.revokedAt, updatedAt: cur.updatedAt }, fresh).exec();
+          if (r.matchedCount === 1) return { record: credentialOf(fresh), created: true };
+          continue;
+        }
+        try {
+          const { tenantId: _t, name: _n, ...rest } = fresh;
+          const r = await this.c.m.credentials.updateOne(key, { $setOnInsert: rest }, { upsert: true }).exec();
+          if (r.upsertedCount === 1) return { record: credentialOf(fresh), created: true };
         } catch (e) {
-          if (!isDuplicate(e) || attempt === 2) throw e;
+          if (!isDuplicate(e)) throw e;
         }
       }
-      const d = await this.c.m.credentials.findOne({ tenantId: this.t, name: String(name) }).lean().exec();
-      if (!d) throw unavailable(`credential ${name} vanished after write; retry`);
-      return credentialOf(d);
+      throw unavailable(`too much contention on credential ${name}; retry`);
     });
   }
   async get(name: string): Promise<CredentialRecord | null> {
     return guard(async () => {
-      const d = await this.c.m.credentials.findOne({ tenantId: this.t, name: String(name) }).lean().exec();
-      return d ? credentialOf(d) : null;
+      const d = await this.find(name);
+      return d && isLive(d) ? credentialOf(d) : null;
+    });
+  }
+  async lookup(name: string): Promise<CredentialLookup> {
+    return guard(async () => {
+      const d = await this.find(name);
+      if (!d) return { state: 'absent' };
+      return isLive(d) ? { state: 'present', record: credentialOf(d) } : { state: 'revoked' };
     });
   }
   async list(): Promise<Array<Omit<CredentialRecord, 'secret'>>> {
-    return guard(async () => (await this.c.m.credentials.find({ tenantId: this.t }).sort({ name: 1 }).lean().exec())
+    return guard(async () => ((await this.c.m.credentials.find({ tenantId: this.t }).sort({ name: 1 }).lean().exec()) as CredentialDoc[])
+      .filter(isLive)
       .map((d) => { const { secret: _s, ...rest } = credentialOf(d); return rest; }));
   }
-  async delete(name: string): Promise<boolean> {
-    return guard(async () => (await this.c.m.credentials.deleteOne({ tenantId: this.t, name: String(name) }).exec()).deletedCount > 0);
+  async revoke(name: string, at: string): Promise<boolean> {
+    const key = { tenantId: this.t, name: String(name) };
+    return guard(async () => {
+      for (let attempt = 0; attempt < CREDENTIAL_CAS_ATTEMPTS; attempt++) {
+        const cur = await this.find(name);
+        if (!cur || !isLive(cur)) return false;
+        // the tombstone keeps no ciphertext and no metadata
+        const r = await this.c.m.credentials.replaceOne(
+          { ...key, revokedAt: null, updatedAt: cur.updatedAt },
+          { ...key, createdAt: cur.createdAt, updatedAt: at, revokedAt: at },
+        ).exec();
+        if (r.matchedCount === 1) return true;
+      }
+      throw unavailable(`too much contention on credential ${name}; retry`);
+    });
   }
 }
 

@@ -43,7 +43,7 @@ describe('the MongoDB schemas', () => {
   it('keep credentials to encrypted fields and metadata (unknown fields are refused)', () => {
     const paths = Object.keys(COLLECTIONS.credentials.schema.paths).filter((p) => p !== '_id').sort();
     expect(paths).toEqual([
-      'createdAt', 'metadata.allowedTools', 'metadata.description', 'metadata.kind', 'metadata.scopes', 'name',
+      'createdAt', 'metadata.allowedTools', 'metadata.description', 'metadata.kind', 'metadata.scopes', 'name', 'revokedAt',
       'secret.alg', 'secret.ciphertext', 'secret.dataKeyId', 'secret.nonce', 'secret.tag', 'secret.v', 'tenantId', 'updatedAt',
     ]);
     expect(COLLECTIONS.credentials.schema.get('strict')).toBe('throw');

@@ -24,11 +24,13 @@ export interface LatestDoc {
   /** Tools: why the flag is set (`manual`, `rug_pull`), the version concerned and when (null once enabled). */
   disabledReason?: string | null; disabledVersion?: string | null; disabledAt?: string | null;
 }
+/** A live credential has `secret` and `metadata` and `revokedAt: null`; a revoked one (tombstone) only `revokedAt` and the times. */
 export interface CredentialDoc {
   tenantId: string; name: string;
-  secret: { v: 1; alg: 'A256GCM'; dataKeyId: string; nonce: string; ciphertext: string; tag: string };
-  metadata: { kind: string; allowedTools?: string[]; scopes?: string[]; description?: string };
+  secret?: { v: 1; alg: 'A256GCM'; dataKeyId: string; nonce: string; ciphertext: string; tag: string };
+  metadata?: { kind: string; allowedTools?: string[]; scopes?: string[]; description?: string };
   createdAt: string; updatedAt: string;
+  revokedAt?: string | null;
 }
 export interface BudgetDocRow { tenantId: string; rev: number; doc: string }
 export interface SessionMessageDoc { role: 'system' | 'user' | 'assistant' | 'tool'; content: string; runId?: string; at: string }
@@ -86,16 +88,19 @@ export const toolLatestSchema = latestSchema();
 export const credentialSchema = new Schema<CredentialDoc>({
   tenantId: { type: String, required: true },
   name: { type: String, required: true },
+  // absent on a revoked credential's tombstone (the ciphertext is removed at revocation)
   secret: {
-    v: { type: Number, required: true }, alg: { type: String, required: true }, dataKeyId: { type: String, required: true },
-    nonce: { type: String, required: true }, ciphertext: { type: String, required: true }, tag: { type: String, required: true },
+    v: { type: Number }, alg: { type: String }, dataKeyId: { type: String },
+    nonce: { type: String }, ciphertext: { type: String }, tag: { type: String },
   },
   metadata: {
-    kind: { type: String, required: true }, allowedTools: { type: [String], default: undefined }, scopes: { type: [String], default: undefined },
+    kind: { type: String }, allowedTools: { type: [String], default: undefined }, scopes: { type: [String], default: undefined },
     description: { type: String },
   },
   createdAt: { type: String, required: true },
   updatedAt: { type: String, required: true },
+  /** null while live; the revocation time on the tombstone. */
+  revokedAt: { type: String, default: null },
 }, opts);
 credentialSchema.index({ tenantId: 1, name: 1 }, { unique: true });
 

@@ -14,7 +14,28 @@ export interface ContractTarget {
   clock: FakeClock;
   /** Takes the store down and brings it back (outage test). */
   outage?: { down(): Promise<void>; up(): Promise<void> };
+  /**
+   * The stored document of a credential, read straight from the backend (KV entry, MongoDB
+   * document), or null when nothing readable is stored (no key, or a KV delete marker).
+   */
+  rawCredential(tenantId: string, name: string): Promise<Record<string, unknown> | null>;
   close(): Promise<void>;
+}
+
+/** Every field path a stored credential document may have: envelope, metadata, times, keys. */
+const STORED_CREDENTIAL_PATHS = new Set([
+  '_id', 'tenantId', 'name', 'createdAt', 'updatedAt', 'revokedAt',
+  'secret', 'secret.v', 'secret.alg', 'secret.dataKeyId', 'secret.nonce', 'secret.ciphertext', 'secret.tag',
+  'metadata', 'metadata.kind', 'metadata.allowedTools', 'metadata.scopes', 'metadata.description',
+]);
+
+/** Dotted paths of every field of a document (array members are not fields). */
+function fieldPaths(doc: unknown, prefix = ''): string[] {
+  if (!doc || typeof doc !== 'object' || Array.isArray(doc) || prefix === '_id') return [];
+  return Object.entries(doc as Record<string, unknown>).flatMap(([k, v]) => {
+    const p = prefix ? `${prefix}.${k}` : k;
+    return [p, ...fieldPaths(v, p)];
+  });
 }
 
 export interface ContractOptions {
@@ -166,18 +187,67 @@ export function describeRepositoryContract(name: string, factory: () => Promise<
     });
 
     test('stores credentials as ciphertext, nonce, key id and metadata, and lists metadata only', async () => {
-      const creds = repos.forTenant(tenant()).credentials;
-      const rec = await creds.put('github', secret(), { kind: 'bearer', allowedTools: ['search'] }, iso(T0));
-      expect(rec.secret).toEqual(secret());
+      const t = tenant();
+      const creds = repos.forTenant(t).credentials;
+      const first = await creds.put('github', secret(), { kind: 'bearer', allowedTools: ['search'] }, iso(T0));
+      expect(first.created).toBe(true);
+      const rec = first.record;
+      expect(rec).toEqual({ tenantId: t, name: 'github', secret: secret(), metadata: { kind: 'bearer', allowedTools: ['search'] }, createdAt: iso(T0), updatedAt: iso(T0) });
       expect(await creds.get('github')).toEqual(rec);
+      expect(await creds.lookup('github')).toEqual({ state: 'present', record: rec });
       const listed = await creds.list();
-      expect(listed).toEqual([{ tenantId: rec.tenantId, name: 'github', metadata: { kind: 'bearer', allowedTools: ['search'] }, createdAt: iso(T0), updatedAt: iso(T0) }]);
+      expect(listed).toEqual([{ tenantId: t, name: 'github', metadata: { kind: 'bearer', allowedTools: ['search'] }, createdAt: iso(T0), updatedAt: iso(T0) }]);
       expect(JSON.stringify(listed)).not.toContain('Y2lwaGVy');
       const replaced = await creds.put('github', secret(2), { kind: 'bearer' }, iso(T0 + 10));
-      expect(replaced).toMatchObject({ createdAt: iso(T0), updatedAt: iso(T0 + 10), secret: secret(2), metadata: { kind: 'bearer' } });
-      expect(await creds.delete('github')).toBe(true);
-      expect(await creds.delete('github')).toBe(false);
-      expect(await creds.get('github')).toBeNull();
+      expect(replaced).toEqual({ created: false, record: { tenantId: t, name: 'github', createdAt: iso(T0), updatedAt: iso(T0 + 10), secret: secret(2), metadata: { kind: 'bearer' } } });
+      expect(await creds.get('github')).toEqual(replaced.record);
+      expect(await repos.forTenant(tenant()).credentials.lookup('github')).toEqual({ state: 'absent' });
+    });
+
+    test('tells a revoked credential from one that never existed, and lets a revoked name start over', async () => {
+      const creds = repos.forTenant(tenant()).credentials;
+      expect(await creds.lookup('stripe')).toEqual({ state: 'absent' });
+      expect(await creds.revoke('stripe', iso(T0))).toBe(false);
+      await creds.put('stripe', secret(), { kind: 'api_key', allowedTools: ['charge'], scopes: ['charges:write'] }, iso(T0));
+      await creds.put('other', secret(3), { kind: 'bearer' }, iso(T0));
+      expect(await creds.revoke('stripe', iso(T0 + 5))).toBe(true);
+      expect(await creds.lookup('stripe')).toEqual({ state: 'revoked' });
+      expect(await creds.get('stripe')).toBeNull();
+      expect((await creds.list()).map((c) => c.name)).toEqual(['other']);
+      expect(await creds.revoke('stripe', iso(T0 + 6))).toBe(false);
+      const again = await creds.put('stripe', secret(2), { kind: 'api_key', allowedTools: ['charge'] }, iso(T0 + 20));
+      expect(again).toEqual({ created: true, record: expect.objectContaining({ createdAt: iso(T0 + 20), updatedAt: iso(T0 + 20), secret: secret(2) }) });
+      expect(await creds.lookup('stripe')).toEqual({ state: 'present', record: again.record });
+      expect((await creds.list()).map((c) => c.name)).toEqual(['other', 'stripe']);
+    });
+
+    test('revokes exactly once under concurrent revocations', async () => {
+      const creds = repos.forTenant(tenant()).credentials;
+      await creds.put('once', secret(), { kind: 'bearer' }, iso(T0));
+      const results = await Promise.all([1, 2, 3, 4].map((i) => creds.revoke('once', iso(T0 + i))));
+      expect(results.filter(Boolean)).toHaveLength(1);
+      expect(await creds.lookup('once')).toEqual({ state: 'revoked' });
+    });
+
+    test('keeps only envelope fields and metadata in the stored document, live or revoked (no plaintext-looking field)', async () => {
+      const t = tenant();
+      const creds = repos.forTenant(t).credentials;
+      await creds.put('vault', secret(), { kind: 'oauth2_client_credentials', allowedTools: ['crm'], scopes: ['read'], description: 'crm' }, iso(T0));
+      const stored = await target.rawCredential(t, 'vault');
+      expect(stored).not.toBeNull();
+      const paths = fieldPaths(stored);
+      expect(paths.filter((p) => !STORED_CREDENTIAL_PATHS.has(p))).toEqual([]);
+      expect(paths.filter((p) => /plain|clear|password|token|value|raw|decrypted|client/i.test(p))).toEqual([]);
+      expect(stored).toMatchObject({ tenantId: t, name: 'vault', secret: secret(), metadata: { kind: 'oauth2_client_credentials' } });
+      await creds.revoke('vault', iso(T0 + 1));
+      const tombstone = await target.rawCredential(t, 'vault');
+      // KV: the delete marker (nothing readable); MongoDB: a document without the ciphertext
+      if (tombstone !== null) {
+        expect(fieldPaths(tombstone).filter((p) => !STORED_CREDENTIAL_PATHS.has(p))).toEqual([]);
+        expect(tombstone).not.toHaveProperty('secret');
+        expect(tombstone).not.toHaveProperty('metadata');
+        expect(tombstone).toMatchObject({ revokedAt: iso(T0 + 1) });
+      }
     });
 
     test('refuses a credential carrying anything but encrypted fields, so plaintext cannot be stored', async () => {
