@@ -10,58 +10,81 @@ const logger = createLogger('gateway', 'silent');
 const config = (cap: number) => ({ maxConcurrentRunsPerTenant: cap }) as AppConfig;
 
 /**
- * The concurrent-run cap as two services share it: a gateway admits runs into the tenant's set and
+ * The concurrent-run cap as two services share it: gateways admit runs into the tenant's set and
  * an orchestrator removes them as they end, each with its own cached copy of the set.
  */
-describe('the active-run set shared by a gateway and an orchestrator', () => {
+describe('the active-run set shared by gateways and an orchestrator', () => {
   let srv: NatsServerHandle;
-  let ncGateway: NatsConnection;
-  let ncOrchestrator: NatsConnection;
+  const conns: NatsConnection[] = [];
   let gateway: ActiveRuns;
+  let gateway2: ActiveRuns;
   let orchestrator: ActiveRuns;
+
+  const open = async (name: string, cap: number): Promise<ActiveRuns> => {
+    const nc = await connectNats(srv.url, name);
+    conns.push(nc);
+    const a = new ActiveRuns(nc, config(cap), logger);
+    await a.onModuleInit();
+    return a;
+  };
 
   beforeAll(async () => {
     srv = await startNatsServer();
-    ncGateway = await connectNats(srv.url, 'limits-gateway');
-    ncOrchestrator = await connectNats(srv.url, 'limits-orchestrator');
-    await provision(ncGateway, { replicas: 1, ackWaitMs: 5000 });
-    gateway = new ActiveRuns(ncGateway, config(2), logger);
-    orchestrator = new ActiveRuns(ncOrchestrator, config(2), logger);
-    await gateway.onModuleInit();
-    await orchestrator.onModuleInit();
+    const nc = await connectNats(srv.url, 'limits-provision');
+    conns.push(nc);
+    await provision(nc, { replicas: 1, ackWaitMs: 5000 });
+    gateway = await open('limits-gateway', 2);
+    gateway2 = await open('limits-gateway-2', 2);
+    orchestrator = await open('limits-orchestrator', 2);
   });
   afterAll(async () => {
-    await ncGateway?.close();
-    await ncOrchestrator?.close();
+    for (const nc of conns) await nc.close();
     await srv?.stop();
   });
 
-  it('frees the slot of a run that ends before its admission is committed, though the orchestrator\'s copy predates the reservation', async () => {
-    // the orchestrator caches the (empty) set
-    expect(await orchestrator.finish('t1', 'run_nothing')).toBeUndefined();
-    // the gateway reserves a slot; the run starts and ends before the gateway commits it
-    const token = await gateway.reserve('t1');
-    await orchestrator.finish('t1', 'run_fast'); // must see the reservation and leave a tombstone
-    await gateway.commit('t1', token, 'run_fast');
-    expect(await gateway.count('t1')).toBe(0);
-  });
-
-  it('admits up to the cap and admits again once the orchestrator has ended runs, whatever either side had cached', async () => {
-    const t = 't2';
-    for (const id of ['run_a', 'run_b']) await gateway.commit(t, await gateway.reserve(t), id);
-    await expect(gateway.reserve(t)).rejects.toMatchObject({ code: 'resource_exhausted', extra: { reason: 'concurrent_runs' } });
-    // the gateway's copy says "full"; the orchestrator ends both runs
-    await orchestrator.finish(t, 'run_a');
-    await orchestrator.finish(t, 'run_b');
-    await gateway.commit(t, await gateway.reserve(t), 'run_c');
-    await gateway.commit(t, await gateway.reserve(t), 'run_d');
+  it('admits up to the cap and admits again once the orchestrator has ended runs, though the gateway\'s copy says full', async () => {
+    const t = 't1';
+    await gateway.admit(t, 'run_a');
+    await gateway.admit(t, 'run_b');
+    await expect(gateway.admit(t, 'run_c')).rejects.toMatchObject({ code: 'resource_exhausted', extra: { reason: 'concurrent_runs' } });
+    await Promise.all([orchestrator.finish(t, 'run_a'), orchestrator.finish(t, 'run_b')]);
+    await gateway.admit(t, 'run_c');
+    await gateway.admit(t, 'run_d');
     expect(await gateway.count(t)).toBe(2);
   });
 
-  it('never lets 40 concurrent admissions on two instances pass a cap of 2', async () => {
+  it('gives the slot back when an admission fails after it was counted', async () => {
+    const t = 't2';
+    await gateway.admit(t, 'run_a');
+    await gateway.release(t, 'run_a');
+    expect(await gateway.count(t)).toBe(0);
+  });
+
+  it('never lets 40 concurrent admissions on two gateways pass a cap of 2', async () => {
     const t = 't3';
-    const results = await Promise.allSettled(Array.from({ length: 40 }, (_, i) => (i % 2 ? gateway : orchestrator).reserve(t)));
+    const results = await Promise.allSettled(Array.from({ length: 40 }, (_, i) => (i % 2 ? gateway : gateway2).admit(t, `run_${i}`)));
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(2);
     expect(await gateway.count(t)).toBe(2);
+  });
+
+  it('keeps the count exact while 200 runs are admitted and ended concurrently on three instances', async () => {
+    const t = 't4';
+    const big = [await open('big-gw-1', 1000), await open('big-gw-2', 1000)];
+    const orch = await open('big-orch', 1000);
+    await Promise.all(Array.from({ length: 200 }, async (_, i) => {
+      await big[i % 2].admit(t, `run_${i}`);
+      if (i % 4 !== 0) await orch.finish(t, `run_${i}`); // three in four end
+    }));
+    expect(await big[0].count(t)).toBe(50);
+  });
+
+  it('drops runs the journal does not know once they are older than a lost admission, when the tenant is at its cap', async () => {
+    const t = 't5';
+    const long = Date.now() - 10 * 60_000;
+    await gateway.admit(t, 'run_lost_1', undefined, long);
+    await gateway.admit(t, 'run_lost_2', undefined, long);
+    // at the cap: the two runs have no journal (their start never ran) and are old: reconciled away
+    await gateway.admit(t, 'run_new');
+    expect(await gateway.count(t)).toBe(1);
   });
 });

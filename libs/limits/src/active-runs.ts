@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
@@ -7,17 +6,18 @@ import { AgentmeshError, BUCKETS, HEADERS, isTerminalEventType, journalSubject, 
 import type { AppConfig } from '#libs/config';
 import { CONFIG, LOGGER, NATS, openBucket } from '#libs/messaging';
 import type { Logger } from '#libs/telemetry';
-import { activeCount, commit, EMPTY_SET, finish, release, removeAll, reserve, type ActiveEntry, type ActiveSet } from './active-set.js';
+import { activeCount, admit, EMPTY_SET, parseActiveSet, removeAll, type ActiveSet } from './active-set.js';
 
 /** A run with no journal this long after admission was lost (its start command never ran). */
 export const LOST_RUN_MS = 5 * 60_000;
 /** At most one reconciliation per tenant per instance this often (floods at the cap stay cheap). */
 const RECONCILE_EVERY_MS = 250;
-const MAX_CAS_ATTEMPTS = 50;
+/** Compare-and-set conflicts tolerated for one change before giving up (each waits a little longer). */
+const MAX_CAS_CONFLICTS = 50;
 const enc = new TextEncoder();
-const dec = new TextDecoder();
 
 const isCasFailure = (e: unknown): boolean => /wrong last sequence|key exists|10071/i.test(String((e as Error)?.message ?? ''));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * The concurrent-run cap: a per-tenant set of admitted, not yet ended runs in JetStream KV
@@ -30,10 +30,11 @@ const isCasFailure = (e: unknown): boolean => /wrong last sequence|key exists|10
  * listed runs are checked against the journal (one direct get of each run's last event; the
  * journal is the source of truth) and ended or lost runs are dropped before the tenant is refused.
  *
- * Who changes it: the gateway reserves, commits and releases slots as it admits runs; the
- * orchestrator removes a run (`finish`) right after it appends the run's terminal event, one
- * compare-and-set per run. An orchestrator that dies between the two leaves the run in the set
- * until the reconciliation above drops it. (The set used to be emptied by a gateway consumer of
+ * Who changes it: the gateway admits a run (its id is known before its start command goes out)
+ * with one compare-and-set, and releases it if the admission fails; the orchestrator removes runs
+ * (`finish`) right after it appends their terminal events, the ends of one tenant coalesced into
+ * one compare-and-set. An orchestrator that dies between the two leaves the run in the set until
+ * the reconciliation above drops it. (The set used to be emptied by a gateway consumer of
  * every journal event, filtered on the type header: ~30 deliveries per 10-step run, which lagged
  * under load and let finished runs hold the cap.) The rejected alternative, counting
  * non-terminal rows of the run index, costs a scan per admission.
@@ -44,6 +45,9 @@ export class ActiveRuns implements OnModuleInit {
   private jsm!: JetStreamManager;
   private readonly queues = new Map<string, Promise<unknown>>();
   private readonly reconciled = new Map<string, number>();
+  private readonly reconciling = new Map<string, Promise<number>>();
+  /** Ends waiting to be written, per tenant. */
+  private readonly ending = new Map<string, { ids: Set<string>; done: Promise<void> }>();
   private readonly cache = new Map<string, { set: ActiveSet; revision: number }>();
   readonly cap: number;
 
@@ -57,15 +61,14 @@ export class ActiveRuns implements OnModuleInit {
   }
 
   /**
-   * Reserves a slot for a run about to be admitted and returns its token; refuses with 429
-   * (`resource_exhausted`, reason `concurrent_runs`) when the tenant is at its cap.
+   * Counts a run about to be started against its tenant's cap; refuses with 429
+   * (`resource_exhausted`, reason `concurrent_runs`) when the tenant is at its cap. Idempotent.
    */
-  async reserve(tenant: string, now = Date.now()): Promise<string> {
-    const token = `pending:${randomUUID()}`;
-    if (await this.mutate(tenant, (s) => { const r = reserve(s, token, this.cap, now); return { next: r.ok ? r.set : undefined, result: r.ok }; })) return token;
-    this.cache.delete(tenant); // at the cap by this instance's view: look again, fresh
+  async admit(tenant: string, runId: string, sessionId?: string, now = Date.now()): Promise<void> {
+    const attempt = () => this.mutate(tenant, (s) => { const r = admit(s, runId, sessionId, this.cap, now); return { next: r.set === s ? undefined : r.set, result: r.ok }; });
+    if (await attempt()) return;
     await this.reconcile(tenant);
-    if (await this.mutate(tenant, (s) => { const r = reserve(s, token, this.cap, now); return { next: r.ok ? r.set : undefined, result: r.ok }; })) return token;
+    if (await attempt()) return;
     throw new AgentmeshError(
       'resource_exhausted',
       `the tenant has ${this.cap} runs in progress, its cap of concurrent runs: start more when some have ended`,
@@ -73,17 +76,29 @@ export class ActiveRuns implements OnModuleInit {
     );
   }
 
-  async commit(tenant: string, token: string, runId: string, sessionId?: string): Promise<void> {
-    await this.mutate(tenant, (s) => ({ next: commit(s, token, runId, sessionId, Date.now()), result: undefined }));
+  /** Gives back the slot of a run whose admission failed. */
+  async release(tenant: string, runId: string): Promise<void> {
+    await this.mutate(tenant, (s) => { const next = removeAll(s, [runId]); return { next: next === s ? undefined : next, result: undefined }; });
   }
 
-  async release(tenant: string, token: string): Promise<void> {
-    await this.mutate(tenant, (s) => { const next = release(s, token); return { next: next === s ? undefined : next, result: undefined }; });
-  }
-
-  /** A run ended (its terminal event is in the journal): removes it and returns its entry, if it was there. */
-  async finish(tenant: string, runId: string): Promise<ActiveEntry | undefined> {
-    return this.mutate(tenant, (s) => { const f = finish(s, runId, Date.now()); return { next: f.changed ? f.set : undefined, result: f.entry }; });
+  /**
+   * A run ended (its terminal event is in the journal): removes it. The ends of one tenant that
+   * arrive while a change is being written are removed together by the next one.
+   */
+  finish(tenant: string, runId: string): Promise<void> {
+    let batch = this.ending.get(tenant);
+    if (!batch) {
+      const b: { ids: Set<string>; done: Promise<void> } = { ids: new Set<string>(), done: Promise.resolve() };
+      b.done = this.mutate(tenant, (s) => {
+        if (this.ending.get(tenant) === b) this.ending.delete(tenant); // closed: later ends start the next batch
+        const next = removeAll(s, b.ids);
+        return { next: next === s ? undefined : next, result: undefined };
+      });
+      this.ending.set(tenant, b);
+      batch = b;
+    }
+    batch.ids.add(runId);
+    return batch.done;
   }
 
   /** Runs of the tenant currently counted against the cap. */
@@ -91,22 +106,26 @@ export class ActiveRuns implements OnModuleInit {
     return activeCount((await this.read(tenant)).set);
   }
 
-  /** The session of an active run, if it has one (for the session history). */
-  async sessionOf(tenant: string, runId: string): Promise<string | undefined> {
-    return (await this.read(tenant)).set.runs[runId]?.s;
-  }
-
   /**
    * Drops runs that ended (their last journal event is terminal) or were lost (no journal long
    * after admission). Runs when a tenant is at its cap; at most every RECONCILE_EVERY_MS.
    */
-  async reconcile(tenant: string): Promise<number> {
+  reconcile(tenant: string): Promise<number> {
+    // requests refused together wait for one reconciliation rather than skip it
+    const running = this.reconciling.get(tenant);
+    if (running) return running;
     const now = Date.now();
-    if (now - (this.reconciled.get(tenant) ?? 0) < RECONCILE_EVERY_MS) return 0;
+    if (now - (this.reconciled.get(tenant) ?? 0) < RECONCILE_EVERY_MS) return Promise.resolve(0);
     this.reconciled.set(tenant, now);
     if (this.reconciled.size > 10_000) this.reconciled.clear();
+    const run = this.reconcileNow(tenant, now).finally(() => this.reconciling.delete(tenant));
+    this.reconciling.set(tenant, run);
+    return run;
+  }
+
+  private async reconcileNow(tenant: string, now: number): Promise<number> {
     const { set } = await this.read(tenant);
-    const ids = Object.entries(set.runs).filter(([, e]) => !e.pending);
+    const ids = Object.entries(set.runs);
     const gone: string[] = [];
     for (let i = 0; i < ids.length; i += 16) {
       await Promise.all(ids.slice(i, i + 16).map(async ([runId, e]) => {
@@ -131,7 +150,7 @@ export class ActiveRuns implements OnModuleInit {
     let cur: { set: ActiveSet; revision: number };
     if (!e) cur = { set: EMPTY_SET, revision: 0 };
     else if (e.operation !== 'PUT' || e.length === 0) cur = { set: EMPTY_SET, revision: e.revision };
-    else cur = { set: JSON.parse(dec.decode(e.value)) as ActiveSet, revision: e.revision };
+    else cur = { set: parseActiveSet(e.json()), revision: e.revision };
     this.remember(tenant, cur);
     return cur;
   }
@@ -145,15 +164,14 @@ export class ActiveRuns implements OnModuleInit {
   private mutate<R>(tenant: string, change: (s: ActiveSet) => { next: ActiveSet | undefined; result: R }): Promise<R> {
     const prev = this.queues.get(tenant) ?? Promise.resolve();
     const run = prev.catch(() => undefined).then(async () => {
-      for (let attempt = 1; attempt <= MAX_CAS_ATTEMPTS; attempt++) {
+      for (let conflicts = 0; conflicts <= MAX_CAS_CONFLICTS;) {
         // the last value this instance wrote or read: right unless another instance wrote since,
         // which the compare-and-set then refuses (and the value is read again)
         const cached = this.cache.get(tenant);
         const cur = cached ?? await this.read(tenant);
         const { next, result } = change(cur.set);
         if (!next) {
-          // nothing to write: only a fresh read may say so (a stale copy could refuse a free slot,
-          // or miss the reservation a finishing run must leave its tombstone for)
+          // nothing to write: only a fresh read may say so (a stale copy could refuse a free slot)
           if (!cached) return result;
           this.cache.delete(tenant);
           continue;
@@ -166,6 +184,9 @@ export class ActiveRuns implements OnModuleInit {
         } catch (err) {
           this.cache.delete(tenant);
           if (!isCasFailure(err)) throw err;
+          conflicts++;
+          // another instance wrote in between: back off a little (jittered) so writers do not collide again
+          await sleep(Math.random() * Math.min(20, conflicts * 2));
         }
       }
       throw new AgentmeshError('unavailable', 'the active-run count is too contended; retry');

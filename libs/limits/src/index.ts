@@ -3,7 +3,4 @@
  * active set (the gateway admits runs into it, the orchestrator removes them when they end).
  */
 export { ActiveRuns, LOST_RUN_MS } from './active-runs.js';
-export {
-  activeCount, commit, EMPTY_SET, finish, PENDING_TTL_MS, release, removeAll, reserve, TOMBSTONE_TTL_MS,
-  type ActiveEntry, type ActiveSet,
-} from './active-set.js';
+export { activeCount, admit, EMPTY_SET, parseActiveSet, removeAll, type ActiveEntry, type ActiveSet } from './active-set.js';

@@ -114,6 +114,12 @@ export class RunsService implements OnModuleInit {
     return this.admit(tenantId, runId, createdAt, body, agent);
   }
 
+  /** Counts a run about to be admitted against its tenant's limits (AdmittingRunsService: the concurrent-run cap). */
+  protected async admitSlot(_tenantId: string, _runId: string, _sessionId: string | undefined): Promise<void> {}
+
+  /** Gives back what admitSlot took, when the admission failed. Never throws. */
+  protected async releaseSlot(_tenantId: string, _runId: string): Promise<void> {}
+
   private async admit(tenantId: string, runId: string, createdAt: string, body: StartRunBody, agent: NonNullable<Awaited<ReturnType<AgentsService['resolve']>>>) {
     const adm: Admission = {
       id: runId, tenantId, agent: agent.name, agentVersion: agent.version, createdAt,
@@ -125,8 +131,15 @@ export class RunsService implements OnModuleInit {
       id: runId, tenantId, agent: agent.name, agentVersion: agent.version, ...(body.sessionId ? { sessionId: body.sessionId } : {}),
       status: 'queued', steps: 0, createdAt, updatedAt: createdAt,
     };
-    await Promise.all([this.admissions.put(tenantId, ['run', runId], adm), this.store.forTenant(tenantId).runs.upsert(queued, 0)]);
-    await this.publishStart(tenantId, adm, body, agent);
+    // counted against the tenant's limits before anything of it exists (429 here changes nothing)
+    await this.admitSlot(tenantId, runId, body.sessionId);
+    try {
+      await Promise.all([this.admissions.put(tenantId, ['run', runId], adm), this.store.forTenant(tenantId).runs.upsert(queued, 0)]);
+      await this.publishStart(tenantId, adm, body, agent);
+    } catch (err) {
+      await this.releaseSlot(tenantId, runId);
+      throw err;
+    }
     return {
       run: { id: runId, agent: agent.name, agentVersion: agent.version, sessionId: body.sessionId ?? null, status: 'queued' as const, output: null, error: null, steps: 0, cost: ZERO, ...(body.metadata ? { metadata: body.metadata } : {}), createdAt, updatedAt: createdAt },
       created: true,
