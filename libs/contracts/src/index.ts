@@ -1,4 +1,5 @@
 export * from './ids.js';
+export * from './ulid.js';
 export * from './domain.js';
 export * from './errors.js';
 export * from './events.js';

@@ -2,8 +2,7 @@ import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
 import { Counter } from 'prom-client';
-import { ulid } from 'ulid';
-import { auditSubject, HEADERS, isTenantId, unavailable, type JsonValue } from '#libs/contracts';
+import { auditSubject, HEADERS, newUlid, isTenantId, unavailable, type JsonValue } from '#libs/contracts';
 import { encodeJson, JetStreamPublishError, LOGGER, NATS, publisherFor, WRONG_LAST_SEQUENCE, type JetStreamPublisher } from '#libs/messaging';
 import type { Principal } from '#libs/policy';
 import { currentTraceparent, registry, traceIdOf, type Logger } from '#libs/telemetry';
@@ -103,7 +102,7 @@ export class AuditLog implements OnModuleInit {
 
   private async appendNow(entry: AuditEntry): Promise<AuditRecord> {
     const t = entry.tenant;
-    const id = ulid();
+    const id = newUlid();
     const at = new Date().toISOString();
     const traceId = traceIdOf(currentTraceparent());
     const subject = this.loc.subject ?? auditSubject(t);

@@ -1,9 +1,8 @@
 import { createHash } from 'node:crypto';
 import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { ulid } from 'ulid';
 import {
-  AgentmeshError, BUCKETS, conflict, digestOf, invalid, isRunId, notFound,
+  AgentmeshError, BUCKETS, conflict, digestOf, invalid, isRunId, newUlid, notFound,
   type AnyJournalEvent, type Cost, type JsonValue, type RunError, type RunStatus, type RunSummary,
 } from '#libs/contracts';
 import { isTerminal, type RunState } from '#libs/engine';
@@ -93,7 +92,7 @@ export class RunsService implements OnModuleInit {
   async start(tenantId: string, body: StartRunBody, idempotencyKey: string | undefined): Promise<{ run: RunView; created: boolean }> {
     const agent = await this.agents.resolve(tenantId, body.agent);
     if (!agent) throw invalid(`agent "${body.agent}" is not defined`, [{ field: '/agent', message: 'no such agent' }]);
-    const runId = `run_${ulid()}`;
+    const runId = `run_${newUlid()}`;
     const createdAt = new Date().toISOString();
     if (idempotencyKey !== undefined) {
       if (!IDEMPOTENCY_KEY.test(idempotencyKey)) throw invalid('Idempotency-Key must be 1-255 visible ASCII characters', [{ field: 'Idempotency-Key', message: 'is malformed' }]);

@@ -3,8 +3,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { ulid } from 'ulid';
-import { BUCKETS, conflict, isTenantId, notFound, type Role } from '#libs/contracts';
+import { BUCKETS, conflict, isTenantId, newUlid, notFound, type Role } from '#libs/contracts';
 import type { AppConfig } from '#libs/config';
 import { CONFIG, LOGGER, NATS, openBucket } from '#libs/messaging';
 import type { Principal } from '#libs/policy';
@@ -104,7 +103,7 @@ export class TenantsService implements OnModuleInit, OnModuleDestroy {
 
   async issueKey(tenantId: string, roles: Role[], name?: string): Promise<{ record: ApiKeyRecord; key: string }> {
     if (!(await this.getTenant(tenantId))) throw notFound(`tenant ${tenantId}`);
-    const id = ulid();
+    const id = newUlid();
     const key = `amk_${tenantId}_${id}_${randomBytes(32).toString('base64url')}`;
     const record: ApiKeyRecord = {
       id, tenantId, name: name ?? '', roles, hash: sha256(key).toString('hex'), createdAt: new Date().toISOString(), revokedAt: null,
