@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { CommandBus, connectNats } from '#libs/messaging';
 import { followEvents, newTenant, startTestMesh, waitForRun, type Api, type Mesh, type SseEvent } from './support/harness.js';
 import { startEffectServer, type EffectServer } from './support/effect-server.js';
 
@@ -76,6 +77,28 @@ describe('recovery: a run survives crashes and never repeats a side effect', () 
     expect(fx.calls.get(`${runId}:3:0`)).toBeGreaterThanOrEqual(2); // called again after the crash...
     expectEachStepOnce(runId, await journal(runId)); // ...but the effect happened once
     fx.onRequest = undefined;
+  });
+
+  it('changes nothing when a finished run\'s start command is delivered again (a re-publish after the dedupe window)', async () => {
+    fx.onRequest = undefined;
+    const runId = (await api('POST', `/v1/tenants/${t}/runs`, { agent: 'multi', input: { again: true } })).body.id;
+    expect(await waitForRun(api, t, runId)).toMatchObject({ status: 'completed', steps: STEPS });
+    const before = await journal(runId);
+    const agent = (await api('GET', `/v1/tenants/${t}/agents/multi`)).body;
+    const { tenantId: _t, digest: _d, createdAt: _c, ...spec } = agent;
+    const nc = await connectNats(mesh.natsUrl, 'e2e-redeliver');
+    try {
+      // a new message id: JetStream's dedupe does not stop it, the orchestrator sees a first delivery
+      await new CommandBus(nc).send('run.start', { tenantId: t, runId, agent: spec, input: { again: true } }, `${runId}:again`);
+      await new Promise((r) => setTimeout(r, 1500));
+    } finally {
+      await nc.close();
+    }
+    const after = await journal(runId);
+    expect(after.map((e) => [e.id, e.event])).toEqual(before.map((e) => [e.id, e.event])); // not one event more
+    expect(after.filter((e) => e.event === 'run.created')).toHaveLength(1);
+    expectEachStepOnce(runId, after);
+    expect((await api('GET', `/v1/tenants/${t}/runs/${runId}`)).body).toMatchObject({ status: 'completed', steps: STEPS });
   });
 
   it('keeps runs going across a broker restart', async () => {

@@ -77,7 +77,12 @@ export class RunEngine implements OnModuleInit, OnModuleDestroy {
 
   start(cmd: CommandMap['run.start'], ctx: JsContext): Promise<void> {
     return this.withRun(cmd, async () => {
-      const { state, recovered } = await this.state(cmd);
+      // A first delivery of a start is a new run: nothing to load. Should the run exist after all
+      // (a start published again after the dedupe window), run.created's append is fenced at
+      // sequence 0 and refused, and the redelivery loads what is there.
+      const { state, recovered } = ctx.deliveryCount === 1 && !this.cache.has(runKeyString(cmd))
+        ? { state: initialState(cmd.tenantId, cmd.runId), recovered: false }
+        : await this.state(cmd);
       let s = state;
       if (s.eventCount === 0) s = await this.append(s, createdEvent(s, now(), cmd));
       await this.drive(s, recovered || ctx.redelivered, s, ctx);

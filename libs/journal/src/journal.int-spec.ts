@@ -30,6 +30,9 @@ describe('the journal', () => {
     expect(s2).toBeGreaterThan(s1);
     await expect(journal.append(ev('run.cancel_requested', 2), s1, 3)).rejects.toBeInstanceOf(StaleWriterError);
     await expect(journal.append(created(), 0, 1)).resolves.toBe(s1); // a retried publish is deduped, not forked
+    // a writer that believes the run is new (expected sequence 0) is refused once it has events,
+    // also when its message id is new (a start delivered again after the dedupe window)
+    await expect(journal.append(created(), 0, 99)).rejects.toBeInstanceOf(StaleWriterError);
     const events = await journal.read(key);
     expect(events.map((e) => e.seq)).toEqual([s1, s2]);
     expect(events[0]).toMatchObject({ type: 'run.created', tenantId: 'acme', data: { input: { x: 1 } } });
