@@ -45,7 +45,8 @@ try {
   // before the REST response that names the run)
   const nc = await connect({ servers: mesh.natsUrl });
   const js = jetstream(nc);
-  const consumer = await js.consumers.get('AGENTMESH_JOURNAL', { filter_subjects: 'run.bench.>', deliver_policy: DeliverPolicy.New });
+  // headers only: the watcher needs the event type (am-type) and the subject, not the payload
+  const consumer = await js.consumers.get('AGENTMESH_JOURNAL', { filter_subjects: 'run.bench.>', deliver_policy: DeliverPolicy.New, headers_only: true });
   const msgs = await consumer.consume({ max_messages: 1024 });
   const records = new Map(); // runId -> { last?: bigint, stepsNs: bigint[], terminal?: string }
   const waiters = new Map(); // runId -> resolve
