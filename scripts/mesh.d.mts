@@ -20,6 +20,9 @@ export interface Mesh {
 export declare function startMesh(opts?: { dataDir?: string; freePorts?: boolean; env?: Record<string, string>; quiet?: boolean }): Promise<Mesh>;
 export declare const DEMO_TOOLS: Record<string, unknown>;
 export declare const DEMO_AGENT: Record<string, unknown>;
+export declare const DEMO_REACT_AGENT: Record<string, unknown>;
+export declare const DEMO_REACT_INPUT: string;
+export declare const DEMO_SIM_SCRIPT: string;
 export declare function seedDemo(mesh: Mesh): Promise<{ tenant: string; key: string; keyFile: string }>;
 export interface SseEvent { id: string; event: string; data: any }
 export declare function followEvents(baseUrl: string, key: string, path: string, onEvent: (e: SseEvent) => void, opts?: { lastEventId?: number | string; signal?: AbortSignal }): Promise<void>;

@@ -202,7 +202,20 @@ export const DEMO_AGENT = {
   output: { greeting: '{{steps.shout.result.text}}' },
 };
 
-/** Seeds the `demo` tenant with an owner key (kept in data/demo.key) and the `hello` graph agent. */
+/**
+ * The `assistant` react agent: an LLM tool-calling loop through the inference-router. With no real
+ * model configured (AGENTMESH_REPLICAS unset) the router's replica simulators answer, scripted by
+ * DEMO_SIM_SCRIPT to call the transform tool for DEMO_REACT_INPUT and then answer.
+ */
+export const DEMO_REACT_AGENT = {
+  version: '1', planner: 'react', tools: ['transform'], limits: { maxSteps: 6 },
+  instructions: 'You are a helpful assistant. Use the transform tool to change text, then say what it returned.',
+};
+export const DEMO_REACT_INPUT = 'Make this loud: hello from agentmesh';
+/** The simulators' script for the demo (AGENTMESH_SIM_SCRIPT), used when no real model is configured. */
+export const DEMO_SIM_SCRIPT = join(ROOT, 'scripts/demo-sim-script.json');
+
+/** Seeds the `demo` tenant with an owner key (kept in data/demo.key), the `hello` graph agent and the `assistant` react agent. */
 export async function seedDemo(mesh) {
   const admin = client(mesh.gatewayUrl, mesh.adminKey);
   const t = await admin('POST', '/v1/tenants', { id: 'demo', name: 'Demo tenant' });
@@ -222,6 +235,8 @@ export async function seedDemo(mesh) {
   }
   const a = await api('PUT', '/v1/tenants/demo/agents/hello', DEMO_AGENT);
   if (![200, 201, 409].includes(a.status)) throw new Error(`defining agent hello: ${a.status} ${JSON.stringify(a.body)}`);
+  const r = await api('PUT', '/v1/tenants/demo/agents/assistant', DEMO_REACT_AGENT);
+  if (![200, 201, 409].includes(r.status)) throw new Error(`defining agent assistant: ${r.status} ${JSON.stringify(r.body)}`);
   return { tenant: 'demo', key, keyFile };
 }
 

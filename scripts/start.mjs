@@ -4,7 +4,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, startMesh, seedDemo, client, followEvents } from './mesh.mjs';
+import { ROOT, startMesh, seedDemo, client, followEvents, DEMO_REACT_INPUT, DEMO_SIM_SCRIPT } from './mesh.mjs';
 
 const run = (cmd, args) => {
   const r = spawnSync(cmd, args, { cwd: ROOT, stdio: 'inherit' });
@@ -14,9 +14,8 @@ const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'igno
 
 // 1. npm packages
 if (!existsSync(join(ROOT, 'node_modules/.package-lock.json'))) {
-  // npm install from the lock (see .ci/run for why not npm ci)
-  console.log('installing npm packages...');
-  run('npm', ['install', '--no-audit', '--no-fund']);
+  console.log('installing npm packages (npm ci, from the lock)...');
+  run('npm', ['ci', '--no-audit', '--no-fund']);
 }
 
 // 2. nats-server
@@ -50,10 +49,12 @@ if (!existsSync(marker) || Math.max(newest(join(ROOT, 'apps')), newest(join(ROOT
   run(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json']);
 }
 
-// 4. the mesh
+// 4. the mesh. Without AGENTMESH_REPLICAS no real model is configured: the inference-router starts
+// replica simulators, scripted for the react demo.
+const simulated = !process.env.AGENTMESH_REPLICAS;
 let mesh;
 try {
-  mesh = await startMesh({ dataDir: process.env.AGENTMESH_DATA_DIR });
+  mesh = await startMesh({ dataDir: process.env.AGENTMESH_DATA_DIR, env: simulated ? { AGENTMESH_SIM_SCRIPT: process.env.AGENTMESH_SIM_SCRIPT ?? DEMO_SIM_SCRIPT } : {} });
 } catch (e) {
   console.error(`\nthe mesh did not start: ${e.message}`);
   process.exit(1);
@@ -85,6 +86,26 @@ if (started.status !== 201) {
   });
 }
 
+// the react demo: an LLM tool-calling loop through the inference-router
+const reactRun = await api('POST', '/v1/tenants/demo/runs', { agent: 'assistant', input: DEMO_REACT_INPUT }, { 'idempotency-key': `npm-start-react-${Date.now()}` });
+if (reactRun.status !== 201) {
+  console.error(`the react demo run did not start: ${reactRun.status} ${JSON.stringify(reactRun.body)}`);
+} else {
+  console.log(`\ndemo run ${reactRun.body.id} (agent assistant, the react planner: model -> tool -> model):`);
+  if (simulated) console.log('  (no real model is configured (AGENTMESH_REPLICAS is unset): the replies come from the replica simulator, scripted)');
+  let streamed = '';
+  await followEvents(mesh.gatewayUrl, demo.key, `/v1/tenants/demo/runs/${reactRun.body.id}/events`, (e) => {
+    const d = e.data;
+    if (e.event === 'llm.delta') { streamed += d.data.text; return; }
+    if (streamed) { console.log(`  (streamed as llm.delta: ${JSON.stringify(streamed)})`); streamed = ''; }
+    const detail = e.event === 'llm.completed' ? ` ${d.data.model}@${d.data.replica}: ${JSON.stringify(d.data.message)}`
+      : e.event === 'tool.completed' ? ` -> ${JSON.stringify(d.data.result)}`
+      : e.event === 'run.completed' ? ` output ${JSON.stringify(d.data.output)}`
+      : e.event === 'run.failed' ? ` ${JSON.stringify(d.data.error)}` : '';
+    console.log(`  #${e.id} ${e.event}${detail}`);
+  });
+}
+
 const rel = (p) => p.startsWith(ROOT) ? p.slice(ROOT.length + 1) : p;
 console.log(`
 agentmesh is running: nats-server (JetStream) + gateway, orchestrator, tool-runner,
@@ -100,5 +121,13 @@ Start a run of the demo agent and follow its events:
 
   RUN=$(curl -s -X POST ${mesh.gatewayUrl}/v1/tenants/demo/runs -H "Authorization: Bearer $(cat ${rel(demo.keyFile)})" -H 'Content-Type: application/json' -d '{"agent":"hello","input":{"name":"Grace"}}' | node -pe 'JSON.parse(require("fs").readFileSync(0,"utf8")).id') && curl -sN ${mesh.gatewayUrl}/v1/tenants/demo/runs/$RUN/events -H "Authorization: Bearer $(cat ${rel(demo.keyFile)})"
 
+The react demo agent (an LLM tool-calling loop through the inference-router):
+
+  RUN=$(curl -s -X POST ${mesh.gatewayUrl}/v1/tenants/demo/runs -H "Authorization: Bearer $(cat ${rel(demo.keyFile)})" -H 'Content-Type: application/json' -d '{"agent":"assistant","input":"${DEMO_REACT_INPUT}"}' | node -pe 'JSON.parse(require("fs").readFileSync(0,"utf8")).id') && curl -sN ${mesh.gatewayUrl}/v1/tenants/demo/runs/$RUN/events -H "Authorization: Bearer $(cat ${rel(demo.keyFile)})"
+${simulated ? `
+  No real model is configured (AGENTMESH_REPLICAS is unset), so the inference-router answers from
+  its replica simulators: scripted replies for this demo (${rel(DEMO_SIM_SCRIPT)}), filler text for
+  anything else. Set AGENTMESH_REPLICAS (see README) to route to vLLM, SGLang, OpenAI or Anthropic.
+` : ''}
 Ctrl-C stops everything.`);
 await new Promise(() => {});

@@ -103,7 +103,7 @@ export class InferenceService implements OnModuleInit, OnModuleDestroy {
     };
     this.clock = { ...systemClock, now };
     this.pools = new ModelPools(
-      { ttlMs: this.settings.pinTtlMs, loadFactor: this.settings.loadFactor },
+      { ttlMs: this.settings.pinTtlMs, loadFactor: this.settings.loadFactor, policy: this.settings.policy },
       {
         pinned: (model, tenantId, session, view, outcome) => {
           this.store?.pinned(model, tenantId, session, view, outcome);
@@ -130,7 +130,7 @@ export class InferenceService implements OnModuleInit, OnModuleDestroy {
       initial = this.sims.specs.map((spec) => ({ spec, source: 'simulator' as const }));
       this.logger.warn(
         { simulators: this.sims.specs.map((x) => ({ id: x.id, url: x.url })), models: [SIM_FRONTIER_MODEL, SIM_CHEAP_MODEL] },
-        `AGENTMESH_REPLICAS is not set: routing to ${this.sims.specs.length} in-process replica SIMULATORS (not real models; replies are filler text)`,
+        `AGENTMESH_REPLICAS is not set: routing to ${this.sims.specs.length} in-process replica SIMULATORS (not real models; replies are filler text${s.simulators.script ? ', or scripted by AGENTMESH_SIM_SCRIPT' : ''})`,
       );
     }
     this.routing = this.modelRouting(initial.map((i) => i.spec));
@@ -146,7 +146,7 @@ export class InferenceService implements OnModuleInit, OnModuleDestroy {
     this.sweepTimer.unref();
     this.ready = true;
     this.logger.info(
-      { replicas: this.registry.list().map((r) => ({ id: r.id, kind: r.kind, models: r.models, capacity: r.capacity })), restoredPins: restored, loadFactor: s.loadFactor, pinTtlMs: s.pinTtlMs, routing: this.routing ? { cheap: this.routing.cheapModel, frontier: this.routing.frontierModel } : null },
+      { replicas: this.registry.list().map((r) => ({ id: r.id, kind: r.kind, models: r.models, capacity: r.capacity })), restoredPins: restored, policy: s.policy, loadFactor: s.loadFactor, pinTtlMs: s.pinTtlMs, routing: this.routing ? { cheap: this.routing.cheapModel, frontier: this.routing.frontierModel } : null },
       'inference router started',
     );
   }
@@ -221,11 +221,13 @@ export class InferenceService implements OnModuleInit, OnModuleDestroy {
           });
           const tDone = performance.now();
           upstreamMs += tDone - tUp;
+          this.pools.done(model, input.tenantId, session, placed.replica, this.clock.now());
           return await this.finish(input, choice, placed, result.completion, {
             queuedMs, firstTokenMs: result.firstTokenAt - t0, upstreamMs, t0, tDone,
           });
         } catch (e) {
           upstreamMs += performance.now() - tUp;
+          this.pools.done(model, input.tenantId, session, placed.replica, this.clock.now());
           if (e instanceof UpstreamError && e.replicaFault && !emitted && !input.signal?.aborted) {
             this.registry.markDown(placed.replica, e.message);
             if (attempt < maxAttempts) {

@@ -1,4 +1,4 @@
-import { SessionRouter, xxhash32, type AssignmentView, type RouteDecision, type RouterState } from '#libs/routing';
+import { createPolicy, SessionRouter, xxhash32, type AssignmentView, type PolicyName, type RouteDecision, type RouterState, type RoutingPolicy } from '#libs/routing';
 
 /** What the pools need to know of a replica. */
 export interface PoolReplica {
@@ -21,6 +21,12 @@ export interface PoolsOptions {
   readonly ttlMs: number;
   readonly loadFactor: number;
   readonly seed?: number;
+  /**
+   * The placement policy (default `bounded-sticky`: the SessionRouter with pins). The others
+   * (`round-robin`, `least-loaded`, `consistent-hash`) keep no pins and no capacity; they are
+   * baselines for the live routing benchmark, not for production.
+   */
+  readonly policy?: PolicyName;
 }
 
 /** Called when a pin was created, moved, renewed or dropped (for persistence and gauges). */
@@ -47,6 +53,8 @@ export class ModelPools {
   private readonly replicaSpecs = new Map<string, PoolReplica>();
   /** Pinned session keys per pool (to find pins the router released by itself). */
   private readonly members = new Map<string, Set<string>>();
+  /** Per model, a baseline policy that places turns instead of the SessionRouter (benchmarks). */
+  private readonly baselines = new Map<string, RoutingPolicy>();
 
   constructor(private readonly opts: PoolsOptions, private readonly listener: PoolListener = {}) {}
 
@@ -84,8 +92,10 @@ export class ModelPools {
     for (const [model, router] of this.pools) {
       if (r.models.includes(model) || r.models.includes('*')) {
         router.addReplica(r.id, { capacity: r.capacity ?? Number.POSITIVE_INFINITY, weight: r.weight, up: r.up });
+        this.baselines.get(model)?.addReplica(r.id, { weight: r.weight, up: r.up });
       } else if (router.hasReplica(r.id)) {
         router.removeReplica(r.id);
+        this.baselines.get(model)?.removeReplica(r.id);
       }
     }
   }
@@ -94,6 +104,7 @@ export class ModelPools {
   removeReplica(id: string): void {
     this.replicaSpecs.delete(id);
     for (const router of this.pools.values()) router.removeReplica(id);
+    for (const b of this.baselines.values()) b.removeReplica(id);
   }
 
   setUp(id: string, up: boolean): void {
@@ -101,6 +112,7 @@ export class ModelPools {
     if (r === undefined || r.up === up) return;
     this.replicaSpecs.set(id, { ...r, up });
     for (const router of this.pools.values()) if (router.hasReplica(id)) router.setReplicaUp(id, up);
+    for (const b of this.baselines.values()) if (b.replicas().some((x) => x.id === id)) b.setReplicaUp(id, up);
   }
 
   /**
@@ -111,6 +123,8 @@ export class ModelPools {
     const router = this.pools.get(model) ?? (this.serves(model) ? this.pool(model) : undefined);
     if (router === undefined) return { ok: false, reason: 'no_replicas', retryAfterMs: 1000 };
     const key = sessionKey(tenantId, session);
+    const baseline = this.baselines.get(model);
+    if (baseline !== undefined) return baseline.route(key, nowMs);
     const before = router.sessionCount;
     const d = router.route(key, nowMs);
     if (d.ok) {
@@ -123,6 +137,11 @@ export class ModelPools {
       this.listener.pinned?.(model, tenantId, session, view, d.outcome);
     }
     return d;
+  }
+
+  /** The call placed on `replica` ended (baseline policies count requests in flight). */
+  done(model: string, tenantId: string, session: string, replica: string, nowMs: number): void {
+    this.baselines.get(model)?.complete(sessionKey(tenantId, session), replica, nowMs);
   }
 
   /** Releases a session's pin in one pool, or in every pool. Returns how many were released. */
@@ -207,6 +226,14 @@ export class ModelPools {
     }
     this.pools.set(model, router);
     this.members.set(model, new Set());
+    const policy = this.opts.policy ?? 'bounded-sticky';
+    if (policy !== 'bounded-sticky') {
+      const baseline = createPolicy(policy, { seed: this.opts.seed });
+      for (const r of this.replicaSpecs.values()) {
+        if (r.models.includes(model) || r.models.includes('*')) baseline.addReplica(r.id, { weight: r.weight, up: r.up });
+      }
+      this.baselines.set(model, baseline);
+    }
     return router;
   }
 

@@ -11,6 +11,14 @@ describe('the inference-router configuration', () => {
     expect(inf.token).toBeUndefined();
     expect(inf).toMatchObject({ loadFactor: 1.25, pinTtlMs: 600_000, pinGcMs: 3_600_000, admissionWaitMs: 2000, admissionQueue: 1000, healthIntervalMs: 2000, upstreamTimeoutMs: 120_000 });
     expect(inf.simulators).toEqual({ count: 3, capacity: 64, timeScale: 1, zeroLatency: false });
+    expect(inf.policy).toBe('bounded-sticky');
+  });
+
+  it('takes a routing policy for benchmarks and a simulator script file', () => {
+    const inf = loadConfig('inference-router', { AGENTMESH_ROUTER_POLICY: 'round-robin', AGENTMESH_SIM_SCRIPT: '/tmp/script.json' }).inference!;
+    expect(inf.policy).toBe('round-robin');
+    expect(inf.simulators.script).toBe('/tmp/script.json');
+    expect(() => loadConfig('inference-router', { AGENTMESH_ROUTER_POLICY: 'random' })).toThrow(/AGENTMESH_ROUTER_POLICY/);
   });
 
   it('is read only for the inference-router', () => {

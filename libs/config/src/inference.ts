@@ -21,7 +21,7 @@
  * `apiKey` inline, or `apiKeyRef` naming an entry of AGENTMESH_PROVIDER_KEYS (`{"openai": "sk-..."}`);
  * the replica list shown by the admin API and stored in KV never contains a key.
  */
-import { DEFAULT_MODEL_RULES, type ModelRule, type ModelTier } from '#libs/routing';
+import { DEFAULT_MODEL_RULES, POLICY_NAMES, type ModelRule, type ModelTier, type PolicyName } from '#libs/routing';
 import { ConfigSecret } from './secrets.js';
 
 export type ReplicaKind = 'openai' | 'anthropic';
@@ -57,6 +57,11 @@ export interface SimulatorSettings {
   readonly timeScale: number;
   /** AGENTMESH_SIM_ZERO_LATENCY (default false): no prefill or decode time at all (benchmarks). */
   readonly zeroLatency: boolean;
+  /**
+   * AGENTMESH_SIM_SCRIPT (optional): a JSON file of scripted replies (rules matching the last user
+   * or tool message, answering with content or tool calls); unmatched prompts get filler text.
+   */
+  readonly script?: string;
 }
 
 export interface InferenceConfig {
@@ -70,6 +75,11 @@ export interface InferenceConfig {
   readonly token: ConfigSecret | undefined;
   /** AGENTMESH_ROUTER_LOAD_FACTOR (default 1.25): the bounded-load factor c. */
   readonly loadFactor: number;
+  /**
+   * AGENTMESH_ROUTER_POLICY (default `bounded-sticky`): how sessions are placed. `round-robin`,
+   * `least-loaded` and `consistent-hash` (no pins, no capacity, no admission) exist to benchmark against.
+   */
+  readonly policy: PolicyName;
   /** AGENTMESH_ROUTER_PIN_TTL (default 10m): how long a session keeps its replica after its last turn. */
   readonly pinTtlMs: number;
   /** AGENTMESH_ROUTER_PIN_GC (default 1h, ≥ the TTL): pins idle this long are dropped (and their KV keys). */
@@ -265,6 +275,7 @@ export function readInferenceConfig(r: InferenceEnvReader, env: Env): InferenceC
     modelRouting: mr.routing,
     token: token === undefined ? undefined : new ConfigSecret(token),
     loadFactor: number(r, env, 'AGENTMESH_ROUTER_LOAD_FACTOR', 1.25, 1, 100),
+    policy: r.oneOf('AGENTMESH_ROUTER_POLICY', POLICY_NAMES, 'bounded-sticky'),
     pinTtlMs: r.duration('AGENTMESH_ROUTER_PIN_TTL', '10m'),
     pinGcMs: r.duration('AGENTMESH_ROUTER_PIN_GC', '1h'),
     admissionWaitMs: r.duration('AGENTMESH_ROUTER_ADMISSION_WAIT', '2s'),
@@ -278,6 +289,7 @@ export function readInferenceConfig(r: InferenceEnvReader, env: Env): InferenceC
       capacity: r.int('AGENTMESH_SIM_CAPACITY', 64, 0, 1_000_000),
       timeScale: number(r, env, 'AGENTMESH_SIM_TIME_SCALE', 1, 0.0001, 1000),
       zeroLatency: r.oneOf('AGENTMESH_SIM_ZERO_LATENCY', ['true', 'false'] as const, 'false') === 'true',
+      ...(r.optional('AGENTMESH_SIM_SCRIPT') ? { script: r.optional('AGENTMESH_SIM_SCRIPT') } : {}),
     }),
   };
   if (cfg.pinTtlMs <= 0) r.problems.push('AGENTMESH_ROUTER_PIN_TTL must be positive');
