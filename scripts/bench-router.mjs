@@ -80,7 +80,7 @@ function routingDecision() {
       }
     }
     const us = Array.from(ns, (x) => x / 1000);
-    return { decisions: DECISIONS, us: { p50: round(pct(us, 50)), p99: round(pct(us, 99)), p999: round(pct(us, 99.9)), max: round(Math.max(...us)) }, outcomes };
+    return { decisions: DECISIONS, us: { p50: round(pct(us, 50)), p99: round(pct(us, 99)), p999: round(pct(us, 99.9)), max: round(us.reduce((a, b) => (b > a ? b : a), 0)) }, outcomes };
   };
   const direct = time((s) => pools.route(s.model, s.tenant, s.session, now));
   // through the admission queue as the service calls it (placements succeed at once here; the
