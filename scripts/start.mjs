@@ -112,7 +112,7 @@ agentmesh is running: nats-server (JetStream) + gateway, orchestrator, tool-runn
 credential-broker, cost-governor, inference-router.
 
   REST gateway  ${mesh.gatewayUrl}/v1      metrics  ${mesh.gatewayUrl}/metrics
-  gRPC          127.0.0.1:${mesh.grpcPort} (reserved; see README)
+  gRPC          127.0.0.1:${mesh.grpcPort} (agentmesh.v1, health + reflection: grpcurl -plaintext 127.0.0.1:${mesh.grpcPort} list)
   NATS          ${mesh.natsUrl}    (nats stream view AGENTMESH_JOURNAL --server ${mesh.natsUrl})
   admin key     ${rel(join(mesh.dataDir, 'admin.key'))}     demo tenant key  ${rel(demo.keyFile)}
   logs          ${rel(join(mesh.dataDir, 'logs'))}/
