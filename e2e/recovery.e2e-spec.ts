@@ -79,6 +79,32 @@ describe('recovery: a run survives crashes and never repeats a side effect', () 
     fx.onRequest = undefined;
   });
 
+  it('sends a call again with a fresh delegation when the tool-runner dies after redeeming the first one', async () => {
+    const cred = { kind: 'bearer', secret: 'fx-bearer-secret', allowedTools: ['effectc'] };
+    expect((await api('PUT', `/v1/tenants/${t}/credentials/fxkey`, cred)).status).toBe(201);
+    const tool = { version: '1', riskTier: 'write', inputSchema: { type: 'object', required: ['i'] }, timeoutMs: 10_000, egress: [`127.0.0.1:${fx.port}`], transport: { kind: 'http', url: `${fx.url}/effect` }, credential: { name: 'fxkey' } };
+    expect((await api('PUT', `/v1/tenants/${t}/tools/effectc`, tool)).status).toBe(201);
+    const steps = Array.from({ length: STEPS }, (_, i) => ({ id: `s${i + 1}`, tool: 'effectc', args: { i: i + 1 } }));
+    expect((await api('PUT', `/v1/tenants/${t}/agents/multic`, { version: '1', planner: 'graph', tools: ['effectc'], steps })).status).toBe(201);
+    let killed = false;
+    let runId = '';
+    // the tool-runner redeemed step 3's single-use delegation and called the tool; it dies before reporting
+    fx.onRequest = async (k) => {
+      if (!killed && k === `${runId}:3:0`) { killed = true; await mesh.kill('tool-runner', 'SIGKILL'); }
+    };
+    runId = (await api('POST', `/v1/tenants/${t}/runs`, { agent: 'multic', input: {} })).body.id;
+    const deadline = Date.now() + 15_000;
+    while (!killed && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(killed).toBe(true);
+    await mesh.restart('tool-runner');
+    const run = await waitForRun(api, t, runId, 30_000);
+    expect(run).toMatchObject({ status: 'completed', steps: STEPS });
+    expect(fx.calls.get(`${runId}:3:0`)).toBe(2); // the redelivered command's delegation was spent: sent again with a fresh one
+    expectEachStepOnce(runId, await journal(runId)); // the effect happened once
+    for (let i = 1; i <= STEPS; i++) expect(new Set(fx.authorizations.get(`${runId}:${i}:0`))).toEqual(new Set(['Bearer fx-bearer-secret']));
+    fx.onRequest = undefined;
+  });
+
   it('changes nothing when a finished run\'s start command is delivered again (a re-publish after the dedupe window)', async () => {
     fx.onRequest = undefined;
     const runId = (await api('POST', `/v1/tenants/${t}/runs`, { agent: 'multi', input: { again: true } })).body.id;

@@ -12,6 +12,8 @@ export interface EffectServer {
   calls: Map<string, number>;
   /** side effects performed, per key */
   effects: Map<string, number>;
+  /** the Authorization header of every request, per key (absent: '') */
+  authorizations: Map<string, string[]>;
   onRequest?: (key: string, args: Record<string, unknown>, phase: 'after-effect') => Promise<void> | void;
   close(): Promise<void>;
 }
@@ -25,13 +27,14 @@ async function body(req: IncomingMessage): Promise<string> {
 export async function startEffectServer(): Promise<EffectServer> {
   const responses = new Map<string, string>();
   const srv: EffectServer = {
-    url: '', port: 0, calls: new Map(), effects: new Map(),
+    url: '', port: 0, calls: new Map(), effects: new Map(), authorizations: new Map(),
     close: () => new Promise((r) => server.close(() => r())),
   };
   const server: Server = createServer(async (req, res) => {
     const key = String(req.headers['idempotency-key'] ?? '');
     const parsed = JSON.parse((await body(req)) || '{}') as { args?: Record<string, unknown> };
     srv.calls.set(key, (srv.calls.get(key) ?? 0) + 1);
+    srv.authorizations.set(key, [...(srv.authorizations.get(key) ?? []), String(req.headers.authorization ?? '')]);
     let out = responses.get(key);
     if (out === undefined) {
       srv.effects.set(key, (srv.effects.get(key) ?? 0) + 1);

@@ -2,7 +2,7 @@ import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@ne
 import type { KvEntry, KvWatchEntry } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
-  AgentmeshError, BREAKER_KEYS, BUCKETS, runKeyString,
+  AgentmeshError, BREAKER_KEYS, BUCKETS, MAX_DELEGATION_ATTEMPTS, runKeyString, SPENT_DELEGATION_CODES, toolExecuteMsgId,
   type CallKind, type CommandMap, type InferenceChatResponse, type JsonValue, type ReserveResult, type RunKey,
 } from '#libs/contracts';
 import { toolPrice, type AppConfig } from '#libs/config';
@@ -93,6 +93,7 @@ export class RunEngine implements OnModuleInit, OnModuleDestroy {
     return this.withRun(res, async () => {
       const { state, recovered } = await this.state(res);
       let s = state;
+      if (await this.resendWithFreshDelegation(s, res)) return;
       const ev = toolOutcomeEvent(s, now(), res);
       if (ev) {
         // a reserved call is settled before its outcome is recorded; settling again (redelivery) charges nothing more
@@ -387,8 +388,27 @@ export class RunEngine implements OnModuleInit, OnModuleDestroy {
 
   private async dispatch(cmd: CommandMap['tool.execute']): Promise<void> {
     // a tool with a credential gets a fresh, single-use delegation from the broker (never journaled)
-    await this.bus.send('tool.execute', await withDelegation(this.rpc, cmd), cmd.callKey);
+    await this.bus.send('tool.execute', await withDelegation(this.rpc, cmd), toolExecuteMsgId(cmd.callKey, cmd.attempt));
     this.dispatchedAt.set(cmd.callKey, process.hrtime.bigint());
+  }
+
+  /**
+   * The call in flight came back refused for a spent or expired delegation (a tool-runner died
+   * after redeeming it, or the command waited too long): the same call goes out again, same call
+   * key, with a fresh delegation, up to MAX_DELEGATION_ATTEMPTS in all. Nothing is journaled: the
+   * call is the one `tool.called` recorded. The attempt number comes from the result, so a
+   * redelivered result sends the same re-send again, which the command stream's dedupe drops.
+   */
+  private async resendWithFreshDelegation(s: RunState, res: CommandMap['tool.result']): Promise<boolean> {
+    if (res.ok || !SPENT_DELEGATION_CODES.has(res.error.code) || isTerminal(s)) return false;
+    const attempt = (res.attempt ?? 0) + 1;
+    if (attempt >= MAX_DELEGATION_ATTEMPTS || s.inFlight?.callKey !== res.callKey || s.inFlight.phase !== 'called') return false;
+    const d = decide(s, { now: now(), globalMaxSteps: this.config.globalMaxSteps, redispatch: true, loop: this.config.loopDetection });
+    const eff = d.events.length === 0 ? d.effects.find((e) => e.kind === 'dispatch_tool') : undefined;
+    if (!eff) return false;
+    this.logger.warn({ runId: s.runId, step: res.step, attempt, code: res.error.code }, 'the call\'s delegation was spent before the tool ran; sending the call again with a fresh one');
+    await this.dispatch({ ...eff.command, attempt });
+    return true;
   }
 
   private async resolveTools(s: RunState, refs: string[], sessionId?: string): Promise<RunState> {

@@ -1,7 +1,7 @@
 import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
-  AgentmeshError, BUCKETS, CREDENTIAL_FAILURES, SchemaValidator, type CommandMap, type CredentialInjection, type JsonObject, type JsonValue,
+  AgentmeshError, BUCKETS, CREDENTIAL_FAILURES, SchemaValidator, SPENT_DELEGATION_CODES, toolResultMsgId, type CommandMap, type CredentialInjection, type JsonObject, type JsonValue,
   type ToolRecord,
 } from '#libs/contracts';
 import type { AppConfig } from '#libs/config';
@@ -65,7 +65,7 @@ export class ToolExecutor implements OnModuleInit {
 
   async execute(cmd: CommandMap['tool.execute'], ctx: WorkContext): Promise<void> {
     const result = await this.handle(cmd, ctx);
-    await this.bus.send('tool.result', result, `res:${cmd.callKey}`);
+    await this.bus.send('tool.result', result, toolResultMsgId(cmd.callKey, cmd.attempt));
   }
 
   /** Runs (or recalls) one call and returns the tool.result command to publish. */
@@ -81,12 +81,16 @@ export class ToolExecutor implements OnModuleInit {
     } else {
       outcome = await this.offloadIfLarge(cmd, await this.run(cmd, tool, ctx));
       durationMs = Math.round((performance.now() - started) * 1000) / 1000;
-      if (tool && !this.isPure(tool)) {
+      // a spent delegation is not the call's outcome: the orchestrator sends the call again with a
+      // fresh one, which must find no record (a tool-runner that died may have called the tool:
+      // its Idempotency-Key, the call key, makes the second call the same one)
+      const spent = !outcome.ok && SPENT_DELEGATION_CODES.has(outcome.error.code);
+      if (tool && !this.isPure(tool) && !spent) {
         await this.records.put(cmd.tenantId, [cmd.callKey], { outcome, durationMs, at: new Date().toISOString() });
       }
     }
     metrics.toolCalls.inc({ tenant: cmd.tenantId, tool: cmd.tool.name, outcome: outcome.ok ? 'ok' : outcome.error.code });
-    const base = { tenantId: cmd.tenantId, runId: cmd.runId, step: cmd.step, callKey: cmd.callKey, durationMs };
+    const base = { tenantId: cmd.tenantId, runId: cmd.runId, step: cmd.step, callKey: cmd.callKey, durationMs, ...(cmd.attempt ? { attempt: cmd.attempt } : {}) };
     return outcome.ok
       ? { ...base, ok: true, result: outcome.result, ...(outcome.resultRef ? { resultRef: outcome.resultRef } : {}) }
       : { ...base, ok: false, error: { code: outcome.error.code, message: outcome.error.message, ...(outcome.error.details !== undefined ? { details: outcome.error.details } : {}) } };

@@ -47,6 +47,14 @@ export interface CommandMap {
      * it runs exactly what was approved.
      */
     approval?: { approvalId: string; argsHash: string };
+    /**
+     * The delivery attempt of a call with a credential (absent: 0). A tool-runner that dies after
+     * redeeming the call's single-use delegation leaves the redelivered command with a spent one;
+     * the orchestrator then sends the same call (same call key, so the tool still sees one
+     * Idempotency-Key) again with a fresh delegation and the next attempt number, which keeps the
+     * message ids of the new command and its result apart from the spent ones.
+     */
+    attempt?: number;
   };
   /**
    * tool-runner → orchestrator: the outcome of one tool call. A result over 64 KiB is offloaded to
@@ -59,7 +67,10 @@ export interface CommandMap {
     step: number;
     callKey: string;
     durationMs: number;
+    /** The `attempt` of the tool.execute this answers (absent: 0). */
+    attempt?: number;
   } & ({ ok: true; result: JsonValue; resultRef?: string } | { ok: false; error: ToolError });
+
 
   /**
    * gateway → orchestrator: a human's decision on a pending approval. Folded into the journal as
@@ -84,3 +95,11 @@ export interface CommandMap {
 }
 
 export type CommandName = keyof CommandMap;
+
+/** Delegation failures that a fresh delegation may cure (the last one was spent or ran out of time). */
+export const SPENT_DELEGATION_CODES: ReadonlySet<string> = new Set(['delegation_replayed', 'delegation_expired']);
+/** How many times a call is sent with a delegation in all (the first and the re-sends after a spent one). */
+export const MAX_DELEGATION_ATTEMPTS = 3;
+/** Message ids of a call's command and result: the first attempt keeps the plain call key. */
+export const toolExecuteMsgId = (callKey: string, attempt = 0): string => (attempt ? `${callKey}:a${attempt}` : callKey);
+export const toolResultMsgId = (callKey: string, attempt = 0): string => (attempt ? `res:${callKey}:a${attempt}` : `res:${callKey}`);
