@@ -89,6 +89,27 @@ suite(`the mesh on the MongoDB store (MONGODB_URI at jongodb)${'missing' in jong
     expect((await api('GET', `/v1/tenants/${t}/budget`)).body).toMatchObject({ limitUsd: 100, period: 'month' });
     expect(await docs('budgets', { tenantId: t })).toEqual([expect.objectContaining({ rev: expect.any(Number) })]);
 
+    // a session's history (gateway): two runs in one session, read back, stored in session_runs with its TTL field
+    const sessionRuns: string[] = [];
+    for (const name of ['Cy', 'Di']) {
+      const r = await api('POST', `/v1/tenants/${t}/runs`, { agent: 'hello', input: { name }, sessionId: 'mgo-chat' });
+      expect(r.status).toBe(201);
+      sessionRuns.push(r.body.id);
+      await waitForRun(api, t, r.body.id);
+    }
+    const session = await eventually(async () => {
+      const r = await api('GET', `/v1/tenants/${t}/sessions/mgo-chat`);
+      return r.status === 200 && r.body.runs.every((x: { status: string }) => x.status === 'completed') ? r.body : null;
+    }, 'the session to show two completed runs');
+    expect(session.runs.map((r: { runId: string }) => r.runId)).toEqual(sessionRuns);
+    expect(session.runs[1]).toMatchObject({ agent: 'hello', status: 'completed', input: '{"name":"Di"}', output: '{"text":"Hello, Di!"}', error: null });
+    expect(Date.parse(session.expiresAt) - Date.parse(session.updatedAt)).toBe(24 * 3_600_000);
+    const [stored] = await docs('session_runs', { tenantId: t, sessionId: 'mgo-chat' });
+    expect(stored.runs).toEqual(sessionRuns.map((runId) => expect.objectContaining({ runId, status: 'completed' })));
+    expect(stored.expiresAt).toBeInstanceOf(Date);
+    expect(Date.parse(session.expiresAt)).toBeLessThanOrEqual((stored.expiresAt as Date).getTime());
+    expect((await api('GET', `/v1/tenants/${t}/sessions/never-used`)).status).toBe(404);
+
     // a revoked key is refused at once by the gateway that revoked it
     const viewer = await tenant.keyFor(['viewer']);
     expect((await viewer.api('GET', `/v1/tenants/${t}/runs`)).status).toBe(200);

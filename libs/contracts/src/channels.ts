@@ -81,8 +81,9 @@ export const BUCKETS = {
   /** `<tenant>.active`: the tenant's admitted, not yet ended runs (the concurrent-run cap). */
   activeRuns: 'am_active_runs',
   /**
-   * `<tenant>.<sessionId>`: the runs of one conversation, in order. Like sessionMemory its max_age is
-   * the session TTL (bucket-wide: nats-server 2.9 has no per-key TTL).
+   * `<tenant>.<sessionId>`: the runs of one conversation, in order (libs/store `sessions` on the KV
+   * backend). Like sessionMemory its max_age is the session TTL (bucket-wide: nats-server 2.9 has no
+   * per-key TTL).
    */
   sessionRuns: 'am_session_runs',
   /** `<tenant>.<approvalId>`: approvals read model (ApprovalRecord), written by the orchestrator from the journal. */

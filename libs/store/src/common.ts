@@ -3,13 +3,12 @@ import {
   type UsageEvent, type UsageGroupBy, type UsageReport, type UsageTotals,
 } from '#libs/contracts';
 import type {
-  AuditEntry, CredentialMetadata, EncryptedSecretFields, SessionHistory, SessionMessage,
+  AuditEntry, CredentialMetadata, EncryptedSecretFields, SessionDocument, SessionRunRecord, SessionWrite,
 } from './repositories.js';
 
 /** Rules both implementations share, so they cannot drift apart. */
 
 export const DEFAULT_SESSION_TTL_MS = 24 * 3_600_000;
-export const DEFAULT_SESSION_MAX_MESSAGES = 200;
 export const DEFAULT_PAGE = 50;
 export const MAX_PAGE = 1000;
 
@@ -94,27 +93,40 @@ export function cleanCredential(secret: EncryptedSecretFields, metadata: Credent
 
 // ---- sessions --------------------------------------------------------------------------------------
 
-/** The history after appending `messages` at `nowMs`: the newest `max` messages, TTL restarted. */
-export function appendHistory(cur: SessionHistory | null, sessionId: string, messages: SessionMessage[], nowMs: number, ttlMs: number, max: number): SessionHistory {
-  const live = cur && Date.parse(cur.expiresAt) > nowMs ? cur.messages : [];
-  const all = [...live, ...messages.map(cleanMessage)];
+const strOrNull = (v: unknown): string | null => (typeof v === 'string' ? v : null);
+
+/** A session's runs copied field by field (whatever else a stored or given object holds is dropped). */
+export function cleanSessionRuns(runs: readonly SessionRunRecord[]): SessionRunRecord[] {
+  if (!Array.isArray(runs)) throw invalid('a session has a list of runs', [{ field: 'runs', message: 'is not a list' }]);
+  return runs.map((r) => {
+    if (!r || typeof r.runId !== 'string' || typeof r.agent !== 'string' || typeof r.agentVersion !== 'string'
+      || typeof r.status !== 'string' || typeof r.createdAt !== 'string') {
+      throw invalid('a session run has runId, agent, agentVersion, status and createdAt', [{ field: 'runs', message: 'is malformed' }]);
+    }
+    return {
+      runId: r.runId, agent: r.agent, agentVersion: r.agentVersion, status: r.status,
+      input: strOrNull(r.input), output: strOrNull(r.output),
+      error: r.error && typeof r.error.code === 'string' ? { code: r.error.code, message: String(r.error.message ?? '') } : null,
+      createdAt: r.createdAt, endedAt: strOrNull(r.endedAt),
+    };
+  });
+}
+
+/** Checks a write and stamps it at `nowMs`: `updatedAt` = now, `expiresAt` = now + TTL (sliding). */
+export function sessionToWrite(tenantId: string, w: SessionWrite, nowMs: number, ttlMs: number): SessionDocument {
+  assertSessionId(w?.sessionId);
+  if (typeof w.createdAt !== 'string') throw invalid('a session has createdAt', [{ field: 'createdAt', message: 'is required' }]);
   return {
-    sessionId,
-    messages: all.slice(Math.max(0, all.length - max)),
-    updatedAt: new Date(nowMs).toISOString(),
-    expiresAt: new Date(nowMs + ttlMs).toISOString(),
+    sessionId: w.sessionId, tenantId, runs: cleanSessionRuns(w.runs), createdAt: w.createdAt,
+    updatedAt: new Date(nowMs).toISOString(), expiresAt: new Date(nowMs + ttlMs).toISOString(),
   };
 }
 
-function cleanMessage(m: SessionMessage): SessionMessage {
-  if (!m || !['system', 'user', 'assistant', 'tool'].includes(m.role) || typeof m.at !== 'string') {
-    throw invalid('a session message has role (system|user|assistant|tool), content and at', [{ field: 'messages', message: 'is malformed' }]);
-  }
-  return { role: m.role, content: m.content ?? null, ...(m.runId ? { runId: m.runId } : {}), at: m.at };
-}
-
-export const liveHistory = (h: SessionHistory | null, nowMs: number): SessionHistory | null =>
-  h && Date.parse(h.expiresAt) > nowMs ? h : null;
+/** A stored session mapped field by field, with the expiry the store computed. */
+export const sessionOf = (d: { sessionId: string; runs: SessionRunRecord[]; createdAt: string; updatedAt: string }, tenantId: string, expiresAtMs: number): SessionDocument => ({
+  sessionId: d.sessionId, tenantId, runs: cleanSessionRuns(d.runs ?? []), createdAt: d.createdAt, updatedAt: d.updatedAt,
+  expiresAt: new Date(expiresAtMs).toISOString(),
+});
 
 // ---- usage rollups ------------------------------------------------------------------------------------
 

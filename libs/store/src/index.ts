@@ -2,7 +2,7 @@ export { KvDocuments, keyToken } from './kv-documents.js';
 export type {
   Repositories, TenantRepositories, Versioned, Page, TenantRecord, TenantsRepository, ApiKeyRecord, ApiKeysRepository,
   VersionedCatalog, AgentsRepository, ToolCatalogRepository, ToolDisableFlag, EncryptedSecretFields, CredentialMetadata, CredentialRecord,
-  CredentialLookup, CredentialsRepository, BudgetDocument, BudgetsRepository, SessionMessage, SessionHistory, SessionsRepository, RunListQuery,
+  CredentialLookup, CredentialsRepository, BudgetDocument, BudgetsRepository, SessionRunRecord, SessionDocument, SessionWrite, SessionsRepository, RunListQuery,
   RunIndexRepository, UsageRollupsRepository, AuditEntry, AuditQuery, AuditRepository, CheckpointsRepository, StoreConfig, StoreOptions,
 } from './repositories.js';
 export { createRepositories } from './create-repositories.js';

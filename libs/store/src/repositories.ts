@@ -1,5 +1,5 @@
 import type {
-  AgentRecord, JsonObject, JsonValue, Role, RunStatus, RunSummary, ToolDisabledReason, ToolRecord, UsageEvent, UsageGroupBy, UsageReport,
+  AgentRecord, JsonObject, Role, RunStatus, RunSummary, ToolDisabledReason, ToolRecord, UsageEvent, UsageGroupBy, UsageReport,
 } from '#libs/contracts';
 
 /**
@@ -228,29 +228,56 @@ export interface BudgetsRepository {
   put(doc: BudgetDocument, expectedRevision: number): Promise<number | null>;
 }
 
-// ---- sessions (conversation history with a TTL) -------------------------------------------------
+// ---- sessions (the runs of a conversation, with a sliding TTL) ------------------------------------
 
-export interface SessionMessage {
-  role: 'system' | 'user' | 'assistant' | 'tool';
-  content: JsonValue;
-  runId?: string;
-  at: string;
+/** One run of a session as the session history shows it (the gateway fills and updates it). */
+export interface SessionRunRecord {
+  runId: string;
+  agent: string;
+  agentVersion: string;
+  status: RunStatus;
+  /** The run's input as compact JSON, cut by the caller (the store keeps it as given). */
+  input: string | null;
+  /** The output of a completed run, summarised the same way. */
+  output: string | null;
+  error: { code: string; message: string } | null;
+  createdAt: string;
+  endedAt: string | null;
 }
 
-export interface SessionHistory {
+/**
+ * The history of one session: its runs in order. `updatedAt` and `expiresAt` are stamped by the
+ * store on every write (`expiresAt` = write time + the session TTL: a sliding TTL).
+ */
+export interface SessionDocument {
   sessionId: string;
-  messages: SessionMessage[];
+  tenantId: string;
+  runs: SessionRunRecord[];
+  createdAt: string;
+  /** When the document was last written. */
   updatedAt: string;
-  /** The history is forgotten at this instant unless appended to again (sliding TTL). */
+  /** The session is forgotten at this instant unless written again before (reads then find nothing). */
   expiresAt: string;
 }
 
+/** What a writer gives: the store adds the tenant, `updatedAt` and `expiresAt`. */
+export type SessionWrite = Omit<SessionDocument, 'tenantId' | 'updatedAt' | 'expiresAt'>;
+
+/**
+ * Session histories, one document per session, written by compare-and-set. An expired session is
+ * absent: `get` returns null and a write at its old revision fails, while a write at revision 0
+ * starts it over. KV: `am_session_runs` `<t>.<sessionId>` (the layout the gateway wrote before;
+ * the bucket's max age is the TTL); MongoDB: `session_runs` with a TTL index on `expiresAt`.
+ */
 export interface SessionsRepository {
-  /** Appends messages (keeping the newest `maxMessages`) and restarts the TTL. */
-  append(sessionId: string, messages: SessionMessage[]): Promise<SessionHistory>;
-  /** The history, or null when there is none or it expired. */
-  get(sessionId: string): Promise<SessionHistory | null>;
-  delete(sessionId: string): Promise<void>;
+  /** The live session with its revision, or null (never written, or expired). */
+  get(sessionId: string): Promise<Versioned<SessionDocument> | null>;
+  /**
+   * Writes if the stored revision is still `expectedRevision` (0: only if there is no live session)
+   * and restarts the TTL. Returns the stored document with its new revision, or null when another
+   * writer got there first (or the session expired since it was read).
+   */
+  put(session: SessionWrite, expectedRevision: number): Promise<Versioned<SessionDocument> | null>;
 }
 
 // ---- read model: run index ------------------------------------------------------------------------
@@ -342,7 +369,7 @@ export interface CheckpointsRepository {
 export interface StoreConfig {
   readonly mongodbUri: string | undefined;
   readonly streamReplicas?: number;
-  /** Conversation history TTL; default 24 h. */
+  /** Session history TTL (sliding, restarted by each write); default 24 h. */
   readonly sessionTtlMs?: number;
   /** How long a MongoDB operation waits for a reachable server before failing `unavailable`; default 2 s. */
   readonly mongodbServerSelectionTimeoutMs?: number;
@@ -351,6 +378,4 @@ export interface StoreConfig {
 export interface StoreOptions {
   /** Clock for TTLs (tests). Default Date.now. */
   now?: () => number;
-  /** Messages kept per session; default 200. */
-  sessionMaxMessages?: number;
 }

@@ -1,48 +1,25 @@
 import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
-import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { BUCKETS, isTenantId, notFound, SESSION_ID, type JsonValue, type RunStatus } from '#libs/contracts';
-import type { AppConfig } from '#libs/config';
+import { isTenantId, notFound, SESSION_ID, type JsonValue, type RunStatus } from '#libs/contracts';
 import { Journal } from '#libs/journal';
-import { CONFIG, LOGGER, NATS, openBucket } from '#libs/messaging';
+import { LOGGER, NATS } from '#libs/messaging';
+import { STORE, type Repositories, type SessionDocument, type SessionRunRecord } from '#libs/store';
 import type { Logger } from '#libs/telemetry';
 
 /** One run of a session, as the session history shows it. */
-export interface SessionRun {
-  runId: string;
-  agent: string;
-  agentVersion: string;
-  status: RunStatus;
-  /** The run's input, as compact JSON cut to SUMMARY_CHARS. */
-  input: string | null;
-  /** The output of a completed run, summarised the same way. */
-  output: string | null;
-  error: { code: string; message: string } | null;
-  createdAt: string;
-  endedAt: string | null;
-}
+export type SessionRun = SessionRunRecord;
 
-interface SessionDoc {
-  sessionId: string;
-  tenantId: string;
-  runs: SessionRun[];
-  createdAt: string;
-  updatedAt: string;
-}
-
-export interface SessionView extends SessionDoc {
-  /** When the session is forgotten unless another run is added or ends before (sliding TTL). */
-  expiresAt: string;
-}
+/**
+ * `{sessionId, tenantId, runs, createdAt, updatedAt, expiresAt}`: `expiresAt` is when the session is
+ * forgotten unless another run is added or ends before (sliding TTL).
+ */
+export type SessionView = SessionDocument;
 
 export const SUMMARY_CHARS = 500;
 /** Runs kept per session (the oldest are dropped first). */
 export const MAX_SESSION_RUNS = 500;
 const TERMINAL = new Set<string>(['completed', 'failed', 'cancelled']);
 const MAX_CAS_ATTEMPTS = 20;
-const enc = new TextEncoder();
-const dec = new TextDecoder();
-const isCasFailure = (e: unknown): boolean => /wrong last sequence|key exists|10071/i.test(String((e as Error)?.message ?? ''));
 
 /** Compact JSON of a value cut to `max` characters (an ellipsis marks the cut). */
 export function summarize(v: JsonValue | null | undefined, max = SUMMARY_CHARS): string | null {
@@ -53,41 +30,39 @@ export function summarize(v: JsonValue | null | undefined, max = SUMMARY_CHARS):
 
 /**
  * Conversation history per session: the runs started with the same `sessionId`, in order, with
- * their status and input/output summaries. One JSON document per session in JetStream KV
- * (`am_session_runs`, `<tenant>.<sessionId>`), written with compare-and-set on admission and, for
- * the end of a run, when the session is read: its runs not yet recorded as ended are looked up in
- * the journal (the source of truth) and what it says is written back, once per run.
+ * their status and input/output summaries. One document per session in the store's `sessions`
+ * repository (`store.forTenant(t).sessions`; KV: `am_session_runs` `<tenant>.<sessionId>`, MongoDB:
+ * `session_runs`), written with compare-and-set on admission and, for the end of a run, when the
+ * session is read: its runs not yet recorded as ended are looked up in the journal (the source of
+ * truth) and what it says is written back, once per run.
  *
- * Expiry: the bucket's max_age is the session TTL (AGENTMESH_SESSION_TTL, default 24 h). nats-server
- * 2.9 has no per-key TTL, so expiry is bucket-wide: a session is forgotten one TTL after its last
- * write (each write replaces the key's only revision, restarting its age).
+ * Expiry: sliding, AGENTMESH_SESSION_TTL (default 24 h) after the session's last write; an expired
+ * session reads as absent (404) and a new run with its id starts it over. KV: the bucket's max age;
+ * MongoDB: a TTL index on `expiresAt`; on both, reads compare `expiresAt` with the clock.
  *
  * Graceful degradation: recording never fails a run. When the store is unavailable the run goes
  * on, the failure is logged, and a read later fills in what the journal knows.
  */
 @Injectable()
 export class SessionsService implements OnModuleInit {
-  private kv!: KV;
   private journal!: Journal;
 
-  constructor(@Inject(NATS) private readonly nc: NatsConnection, @Inject(CONFIG) private readonly config: AppConfig, @Inject(LOGGER) private readonly logger: Logger) {}
+  constructor(@Inject(NATS) private readonly nc: NatsConnection, @Inject(STORE) private readonly store: Repositories, @Inject(LOGGER) private readonly logger: Logger) {}
 
   async onModuleInit(): Promise<void> {
-    this.kv = await openBucket(this.nc, BUCKETS.sessionRuns);
     this.journal = await Journal.open(this.nc);
   }
 
   /** A run was admitted with this session. Never throws. */
   async recordAdmission(tenant: string, sessionId: string, run: { id: string; agent: string; agentVersion: string; createdAt: string }, input: JsonValue | undefined): Promise<void> {
     try {
-      await this.mutate(tenant, sessionId, (doc, now) => {
+      await this.mutate(tenant, sessionId, (doc) => {
         if (doc.runs.some((r) => r.runId === run.id)) return undefined;
         const entry: SessionRun = {
           runId: run.id, agent: run.agent, agentVersion: run.agentVersion, status: 'queued',
           input: summarize(input ?? null), output: null, error: null, createdAt: run.createdAt, endedAt: null,
         };
-        const runs = [...doc.runs, entry].sort((a, b) => (a.runId < b.runId ? -1 : a.runId > b.runId ? 1 : 0)).slice(-MAX_SESSION_RUNS);
-        return { ...doc, runs, updatedAt: now };
+        return [...doc.runs, entry].sort((a, b) => (a.runId < b.runId ? -1 : a.runId > b.runId ? 1 : 0)).slice(-MAX_SESSION_RUNS);
       });
     } catch (err) {
       this.logger.warn({ err, tenant, sessionId, runId: run.id }, 'session history unavailable: the run goes on without its admission recorded');
@@ -97,7 +72,7 @@ export class SessionsService implements OnModuleInit {
   /** A run of this session ended. Never throws. */
   async recordEnd(tenant: string, sessionId: string, runId: string, end: { status: RunStatus; output?: JsonValue | null; error?: { code: string; message: string } | null; at: string }): Promise<void> {
     try {
-      await this.mutate(tenant, sessionId, (doc, now) => {
+      await this.mutate(tenant, sessionId, (doc) => {
         const i = doc.runs.findIndex((r) => r.runId === runId);
         if (i < 0 || TERMINAL.has(doc.runs[i].status)) return undefined;
         const runs = [...doc.runs];
@@ -106,7 +81,7 @@ export class SessionsService implements OnModuleInit {
           output: end.status === 'completed' ? summarize(end.output ?? null) : null,
           error: end.status === 'failed' && end.error ? { code: end.error.code, message: end.error.message.slice(0, SUMMARY_CHARS) } : null,
         };
-        return { ...doc, runs, updatedAt: now };
+        return runs;
       });
     } catch (err) {
       this.logger.warn({ err, tenant, sessionId, runId }, 'session history unavailable: the end of a run was not recorded');
@@ -120,9 +95,9 @@ export class SessionsService implements OnModuleInit {
    */
   async get(tenant: string, sessionId: string): Promise<SessionView> {
     if (!isTenantId(tenant) || !SESSION_ID.test(sessionId)) throw notFound(`session ${sessionId}`);
-    const cur = await this.read(tenant, sessionId);
-    if (!cur.doc) throw notFound(`session ${sessionId}`);
-    let doc = cur.doc;
+    const cur = await this.store.forTenant(tenant).sessions.get(sessionId);
+    if (!cur) throw notFound(`session ${sessionId}`);
+    let doc = cur.value;
     const open = doc.runs.filter((r) => !TERMINAL.has(r.status));
     if (open.length) {
       const states = await Promise.all(open.map((r) => this.journal.load({ tenantId: tenant, runId: r.runId }).catch(() => null)));
@@ -142,36 +117,23 @@ export class SessionsService implements OnModuleInit {
         if (s && TERMINAL.has(s.status)) await this.recordEnd(tenant, sessionId, open[i].runId, { status: s.status, output: s.output, error: s.error, at: s.updatedAt ?? new Date().toISOString() });
       }
     }
-    return { ...doc, expiresAt: new Date(Date.parse(cur.doc.updatedAt) + this.config.sessionTtlMs).toISOString() };
+    return doc;
   }
 
-  private key(tenant: string, sessionId: string): string {
-    return `${tenant}.${sessionId}`;
-  }
-
-  private async read(tenant: string, sessionId: string): Promise<{ doc: SessionDoc | null; revision: number }> {
-    const e = await this.kv.get(this.key(tenant, sessionId));
-    if (!e) return { doc: null, revision: 0 };
-    if (e.operation !== 'PUT' || e.length === 0) return { doc: null, revision: e.revision };
-    return { doc: JSON.parse(dec.decode(e.value)) as SessionDoc, revision: e.revision };
-  }
-
-  private async mutate(tenant: string, sessionId: string, change: (doc: SessionDoc, now: string) => SessionDoc | undefined): Promise<void> {
+  /**
+   * Reads the session, applies `change` to its runs (undefined: nothing to write) and writes at the
+   * read revision (0 when there is none, or it expired: it starts over); retries when another writer
+   * got there first. The store stamps `updatedAt` and restarts the TTL.
+   */
+  private async mutate(tenant: string, sessionId: string, change: (doc: Pick<SessionDocument, 'runs' | 'createdAt'>) => SessionRun[] | undefined): Promise<void> {
     if (!isTenantId(tenant) || !SESSION_ID.test(sessionId)) return;
+    const sessions = this.store.forTenant(tenant).sessions;
     for (let attempt = 1; attempt <= MAX_CAS_ATTEMPTS; attempt++) {
-      const now = new Date().toISOString();
-      const cur = await this.read(tenant, sessionId);
-      const doc = cur.doc ?? { sessionId, tenantId: tenant, runs: [], createdAt: now, updatedAt: now };
-      const next = change(doc, now);
-      if (!next) return;
-      try {
-        const value = enc.encode(JSON.stringify(next));
-        if (cur.revision === 0) await this.kv.create(this.key(tenant, sessionId), value);
-        else await this.kv.update(this.key(tenant, sessionId), value, cur.revision);
-        return;
-      } catch (err) {
-        if (!isCasFailure(err)) throw err;
-      }
+      const cur = await sessions.get(sessionId);
+      const doc = cur?.value ?? { runs: [], createdAt: new Date().toISOString() };
+      const runs = change(doc);
+      if (!runs) return;
+      if (await sessions.put({ sessionId, runs, createdAt: doc.createdAt }, cur?.revision ?? 0)) return;
     }
     throw new Error(`session ${sessionId} is too contended`);
   }

@@ -7,15 +7,15 @@ import {
 } from '#libs/contracts';
 import { decodeJson, encodeJson } from '#libs/messaging';
 import {
-  appendHistory, assertSessionId, memoForTenant, assertTenantId, auditCursor, auditOrder, byHour, checkRange, cleanAudit, cleanCredential,
-  DEFAULT_SESSION_MAX_MESSAGES, DEFAULT_SESSION_TTL_MS, emptyRollup, foldRollup, hourKey, hourRange, isoOf, liveHistory,
-  pageSize, parseAuditCursor, usageReport, versionConflict, type HourRollup,
+  assertSessionId, memoForTenant, assertTenantId, auditCursor, auditOrder, byHour, checkRange, cleanAudit, cleanCredential,
+  DEFAULT_SESSION_TTL_MS, emptyRollup, foldRollup, hourKey, hourRange, isoOf, pageSize, parseAuditCursor, sessionOf, sessionToWrite,
+  usageReport, versionConflict, type HourRollup,
 } from '../common.js';
 import { KvDocuments, keyToken } from '../kv-documents.js';
 import type {
   ApiKeyRecord, ApiKeysRepository, AgentsRepository, AuditEntry, AuditQuery, AuditRepository, BudgetDocument, BudgetsRepository,
   CheckpointsRepository, CredentialLookup, CredentialMetadata, CredentialRecord, CredentialsRepository, EncryptedSecretFields, Page, Repositories,
-  RunIndexRepository, RunListQuery, SessionHistory, SessionMessage, SessionsRepository, StoreConfig, StoreOptions, TenantRecord,
+  RunIndexRepository, RunListQuery, SessionDocument, SessionsRepository, SessionWrite, StoreConfig, StoreOptions, TenantRecord,
   TenantRepositories, TenantsRepository, ToolCatalogRepository, ToolDisableFlag, UsageRollupsRepository, VersionedCatalog, Versioned,
 } from '../repositories.js';
 
@@ -25,7 +25,6 @@ import type {
  */
 export const STORE_BUCKETS = {
   credentials: 'am_credentials',
-  sessions: 'am_sessions',
   audit: 'am_audit',
   /** Run index read model, `<tenant>.<runId>` → { row, seq }; rebuilt from the journal (replaces am_run_index). */
   runs: 'am_runs',
@@ -96,7 +95,6 @@ interface Ctx {
   guard: <T>(fn: () => Promise<T>) => Promise<T>;
   now: () => number;
   sessionTtlMs: number;
-  sessionMax: number;
   tenants: KvDocuments<TenantRecord>;
   tenantsKv: KV;
   apiKeys: KvDocuments<ApiKeyRecord>;
@@ -110,7 +108,7 @@ interface Ctx {
   credentials: KvDocuments<CredentialRecord>;
   credentialsKv: KV;
   budgetsKv: KV;
-  sessions: KvDocuments<SessionHistory>;
+  sessionsKv: KV;
   runsKv: KV;
   runs: KvDocuments<{ row: RunSummary; seq: number }>;
   usageKv: KV;
@@ -129,16 +127,17 @@ export async function createKvRepositories(nc: NatsConnection, config: StoreConf
   const sessionTtlMs = config.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS;
   const [tenantsKv, apiKeysKv, agentsKv, toolsKv, credentialsKv, budgetsKv, sessionsKv, runsKv, usageKv, auditKv, checkpointsKv] = await guardOn(nc, () => Promise.all([
     open(BUCKETS.tenants), open(BUCKETS.apiKeys), open(BUCKETS.agents), open(BUCKETS.tools), open(STORE_BUCKETS.credentials),
-    open(BUCKETS.budgets), open(STORE_BUCKETS.sessions, Math.max(sessionTtlMs, 1000)), open(STORE_BUCKETS.runs),
+    open(BUCKETS.budgets), open(BUCKETS.sessionRuns, Math.max(sessionTtlMs, 1000)), open(STORE_BUCKETS.runs),
     open(BUCKETS.usageRollups), open(STORE_BUCKETS.audit), open(STORE_BUCKETS.checkpoints),
   ]));
-  await guardOn(nc, () => alignTtl(nc, STORE_BUCKETS.sessions, Math.max(sessionTtlMs, 1000)));
+  // session histories: the gateway's bucket (provision() creates it with the same TTL); expiry = max age
+  await guardOn(nc, () => alignTtl(nc, BUCKETS.sessionRuns, Math.max(sessionTtlMs, 1000)));
   const ctx: Ctx = {
-    nc, guard: (fn) => guardOn(nc, fn), now: opts.now ?? Date.now, sessionTtlMs, sessionMax: opts.sessionMaxMessages ?? DEFAULT_SESSION_MAX_MESSAGES,
+    nc, guard: (fn) => guardOn(nc, fn), now: opts.now ?? Date.now, sessionTtlMs,
     tenants: new KvDocuments(tenantsKv), tenantsKv, apiKeys: new KvDocuments(apiKeysKv),
     agentsKv, agents: new KvDocuments(agentsKv), agentLatest: new KvDocuments(agentsKv),
     toolsKv, tools: new KvDocuments(toolsKv), toolLatest: new KvDocuments(toolsKv), toolFlags: new KvDocuments(toolsKv),
-    credentials: new KvDocuments(credentialsKv), credentialsKv, budgetsKv, sessions: new KvDocuments(sessionsKv),
+    credentials: new KvDocuments(credentialsKv), credentialsKv, budgetsKv, sessionsKv,
     runsKv, runs: new KvDocuments(runsKv), usageKv, usage: new KvDocuments(usageKv), auditKv, audit: new KvDocuments(auditKv),
     checkpointsKv,
   };
@@ -395,22 +394,52 @@ class KvBudgets implements BudgetsRepository {
   }
 }
 
+/** A session as stored in `am_session_runs`; documents written before the repository have no `expiresAt`. */
+type StoredSession = Omit<SessionDocument, 'expiresAt'> & { expiresAt?: string };
+
+/**
+ * Session histories in `am_session_runs` `<t>.<sessionId>`, the layout the gateway wrote before the
+ * repository (plus `expiresAt`), so existing sessions still read. The bucket's max age is the TTL
+ * (each write replaces the key's only revision, restarting its age); reads also compare the
+ * document's `expiresAt` (older documents: `updatedAt` + TTL) with the clock, so expiry is exact.
+ */
 class KvSessions implements SessionsRepository {
   constructor(private readonly c: Ctx, private readonly t: string) {}
-  async append(sessionId: string, messages: SessionMessage[]): Promise<SessionHistory> {
-    assertSessionId(sessionId);
-    return this.c.guard(() => casLoop(this.c.sessions, this.t, [sessionId], (cur) => {
-      const next = appendHistory(cur, sessionId, messages, this.c.now(), this.c.sessionTtlMs, this.c.sessionMax);
-      return { next, result: next };
-    }));
+  private key(sessionId: string): string {
+    return `${this.t}.${sessionId}`;
   }
-  async get(sessionId: string): Promise<SessionHistory | null> {
-    assertSessionId(sessionId);
-    return this.c.guard(async () => liveHistory(await this.c.sessions.get(this.t, sessionId), this.c.now()));
+  /** The key's entry: null when there is none; `doc` null when it is a delete marker or expired. */
+  private async read(sessionId: string): Promise<{ doc: SessionDocument | null; revision: number } | null> {
+    const e = await this.c.sessionsKv.get(this.key(sessionId));
+    if (!e) return null;
+    if (e.operation !== 'PUT' || e.length === 0) return { doc: null, revision: e.revision };
+    const stored = decodeJson<StoredSession>(e.value);
+    let expiresAt = Date.parse(stored.expiresAt ?? '');
+    if (Number.isNaN(expiresAt)) expiresAt = (Date.parse(stored.updatedAt) || e.created.getTime()) + this.c.sessionTtlMs;
+    return { doc: expiresAt > this.c.now() ? sessionOf(stored, this.t, expiresAt) : null, revision: e.revision };
   }
-  async delete(sessionId: string): Promise<void> {
+  async get(sessionId: string): Promise<Versioned<SessionDocument> | null> {
     assertSessionId(sessionId);
-    return this.c.guard(() => this.c.sessions.delete(this.t, sessionId));
+    return this.c.guard(async () => {
+      const cur = await this.read(sessionId);
+      return cur?.doc ? { value: cur.doc, revision: cur.revision } : null;
+    });
+  }
+  async put(session: SessionWrite, expectedRevision: number): Promise<Versioned<SessionDocument> | null> {
+    const doc = sessionToWrite(this.t, session, this.c.now(), this.c.sessionTtlMs);
+    return this.c.guard(async () => {
+      const cur = await this.read(doc.sessionId);
+      // an expired session counts as none: written at 0 it starts over, its old revision no longer names it
+      if (expectedRevision === 0 ? cur?.doc : !cur?.doc || cur.revision !== expectedRevision) return null;
+      try {
+        const value = encodeJson(doc);
+        const revision = cur ? await this.c.sessionsKv.update(this.key(doc.sessionId), value, cur.revision) : await this.c.sessionsKv.create(this.key(doc.sessionId), value);
+        return { value: doc, revision };
+      } catch (err) {
+        if (/wrong last sequence|key exists/i.test((err as Error).message)) return null;
+        throw err;
+      }
+    });
   }
 }
 

@@ -4,14 +4,14 @@ import {
   type AgentRecord, type JsonValue, type RunSummary, type ToolDisabledReason, type ToolRecord, type UsageEvent, type UsageGroupBy, type UsageReport,
 } from '#libs/contracts';
 import {
-  appendHistory, assertSessionId, memoForTenant, assertTenantId, auditCursor, byHour, checkRange, cleanAudit, cleanCredential,
-  DEFAULT_SESSION_MAX_MESSAGES, DEFAULT_SESSION_TTL_MS, emptyRollup, foldRollup, hourRange, isoOf, liveHistory, pageSize,
-  parseAuditCursor, usageReport, versionConflict, type HourRollup, type Tally,
+  assertSessionId, memoForTenant, assertTenantId, auditCursor, byHour, checkRange, cleanAudit, cleanCredential,
+  DEFAULT_SESSION_TTL_MS, emptyRollup, foldRollup, hourRange, isoOf, pageSize, parseAuditCursor, sessionOf, sessionToWrite,
+  usageReport, versionConflict, type HourRollup, type Tally,
 } from '../common.js';
 import type {
   ApiKeyRecord, ApiKeysRepository, AgentsRepository, AuditEntry, AuditQuery, AuditRepository, BudgetDocument, BudgetsRepository,
   CheckpointsRepository, CredentialLookup, CredentialMetadata, CredentialRecord, CredentialsRepository, EncryptedSecretFields, Page, Repositories,
-  RunIndexRepository, RunListQuery, SessionHistory, SessionMessage, SessionsRepository, StoreConfig, StoreOptions, TenantRecord,
+  RunIndexRepository, RunListQuery, SessionDocument, SessionsRepository, SessionWrite, StoreConfig, StoreOptions, TenantRecord,
   TenantRepositories, TenantsRepository, ToolCatalogRepository, ToolDisableFlag, UsageRollupsRepository, VersionedCatalog, Versioned,
 } from '../repositories.js';
 import {
@@ -56,7 +56,6 @@ interface Ctx {
   m: Models;
   now: () => number;
   sessionTtlMs: number;
-  sessionMax: number;
 }
 
 /**
@@ -86,7 +85,6 @@ export async function createMongoRepositories(uri: string, config: StoreConfig, 
     const ctx: Ctx = {
       m, now: opts.now ?? Date.now,
       sessionTtlMs: config.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS,
-      sessionMax: opts.sessionMaxMessages ?? DEFAULT_SESSION_MAX_MESSAGES,
     };
     return {
       backend: 'mongo',
@@ -418,51 +416,44 @@ class MongoBudgets implements BudgetsRepository {
   }
 }
 
-const historyOf = (d: SessionDoc): SessionHistory => ({
-  sessionId: d.sessionId,
-  messages: d.messages.map((m) => ({ role: m.role, content: JSON.parse(m.content) as JsonValue, ...(m.runId ? { runId: m.runId } : {}), at: m.at })),
-  updatedAt: d.updatedAt,
-  expiresAt: new Date(d.expiresAt).toISOString(),
-});
+/** The live session, or null: an expired document is absent even before MongoDB's TTL monitor removes it. */
+const liveSession = (d: SessionDoc | null, tenantId: string, nowMs: number): Versioned<SessionDocument> | null => {
+  const expiresAt = d ? new Date(d.expiresAt).getTime() : Number.NaN;
+  return d && expiresAt > nowMs ? { value: sessionOf(d, tenantId, expiresAt), revision: d.rev } : null;
+};
 
+/**
+ * Session histories in `session_runs`, one document per session with `rev` for compare-and-set and
+ * `expiresAt` (write time + TTL) under a TTL index; reads compare `expiresAt` with the clock.
+ */
 class MongoSessions implements SessionsRepository {
   constructor(private readonly c: Ctx, private readonly t: string) {}
-  async append(sessionId: string, messages: SessionMessage[]): Promise<SessionHistory> {
+  async get(sessionId: string): Promise<Versioned<SessionDocument> | null> {
     assertSessionId(sessionId);
+    return guard(async () => liveSession(await this.c.m.sessions.findOne({ tenantId: this.t, sessionId }).lean().exec(), this.t, this.c.now()));
+  }
+  async put(session: SessionWrite, expectedRevision: number): Promise<Versioned<SessionDocument> | null> {
+    const now = this.c.now();
+    const doc = sessionToWrite(this.t, session, now, this.c.sessionTtlMs);
+    const set = { runs: doc.runs, createdAt: doc.createdAt, updatedAt: doc.updatedAt, expiresAt: new Date(doc.expiresAt) };
+    const { sessionId } = doc;
     return guard(async () => {
-      for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
-        const cur = await this.c.m.sessions.findOne({ tenantId: this.t, sessionId }).lean().exec();
-        const next = appendHistory(cur ? historyOf(cur) : null, sessionId, messages, this.c.now(), this.c.sessionTtlMs, this.c.sessionMax);
-        const set = {
-          messages: next.messages.map((m) => ({ role: m.role, content: JSON.stringify(m.content), ...(m.runId ? { runId: m.runId } : {}), at: m.at })),
-          updatedAt: next.updatedAt,
-          expiresAt: new Date(next.expiresAt),
-        };
-        if (!cur) {
-          try {
-            await this.c.m.sessions.create({ tenantId: this.t, sessionId, rev: 1, ...set });
-            return next;
-          } catch (e) {
-            if (!isDuplicate(e)) throw e;
-            continue;
-          }
+      const cur = await this.c.m.sessions.findOne({ tenantId: this.t, sessionId }).lean().exec();
+      const live = liveSession(cur, this.t, now);
+      if (expectedRevision === 0 ? live : !live || live.revision !== expectedRevision) return null;
+      if (!cur) {
+        try {
+          await this.c.m.sessions.create({ tenantId: this.t, sessionId, rev: 1, ...set });
+          return { value: doc, revision: 1 };
+        } catch (e) {
+          if (isDuplicate(e)) return null;
+          throw e;
         }
-        const r = await this.c.m.sessions.updateOne({ tenantId: this.t, sessionId, rev: cur.rev }, { $set: { ...set, rev: cur.rev + 1 } }).exec();
-        if (r.matchedCount === 1) return next;
       }
-      throw unavailable(`too much contention on session ${sessionId}; retry`);
+      // over the stored document (live at `expectedRevision`, or expired and not yet removed)
+      const r = await this.c.m.sessions.updateOne({ tenantId: this.t, sessionId, rev: cur.rev }, { $set: { ...set, rev: cur.rev + 1 } }).exec();
+      return r.matchedCount === 1 ? { value: doc, revision: cur.rev + 1 } : null;
     });
-  }
-  async get(sessionId: string): Promise<SessionHistory | null> {
-    assertSessionId(sessionId);
-    return guard(async () => {
-      const d = await this.c.m.sessions.findOne({ tenantId: this.t, sessionId }).lean().exec();
-      return liveHistory(d ? historyOf(d) : null, this.c.now());
-    });
-  }
-  async delete(sessionId: string): Promise<void> {
-    assertSessionId(sessionId);
-    return guard(async () => { await this.c.m.sessions.deleteOne({ tenantId: this.t, sessionId }).exec(); });
   }
 }
 

@@ -36,8 +36,10 @@ describe('the MongoDB schemas', () => {
     expect(unique('sessions')).toEqual([['tenantId', 'sessionId']]);
   });
 
-  it('expire conversation histories with a TTL index on expiresAt', () => {
+  it('keep session histories in session_runs and expire them with a TTL index on expiresAt', () => {
+    expect(COLLECTIONS.sessions.collection).toBe('session_runs');
     expect(indexesOf('sessions')).toContainEqual({ keys: ['expiresAt'], options: expect.objectContaining({ expireAfterSeconds: 0 }) });
+    expect(COLLECTIONS.sessions.schema.path('expiresAt').instance).toBe('Date');
   });
 
   it('keep credentials to encrypted fields and metadata (unknown fields are refused)', () => {

@@ -5,11 +5,11 @@ import type { Tally } from '../common.js';
 /**
  * MongoDB collections of the repositories. Rules:
  * - the tenant id leads every index (a query can only be served per tenant), except the TTL index
- *   of `sessions` (MongoDB TTL indexes are single-field) and `checkpoints` (platform-wide);
+ *   of `session_runs` (MongoDB TTL indexes are single-field) and `checkpoints` (platform-wide);
  * - unique indexes carry the invariants: one tenant per id, immutable versions (tenant, name,
  *   version), one row per run, one audit entry per id, one rollup per hour;
- * - bodies whose keys the platform does not control (agent/tool definitions, budget documents,
- *   message contents) are stored as canonical JSON strings, so no `$` or `.` in a user's key can
+ * - bodies whose keys the platform does not control (agent/tool definitions, budget documents)
+ *   are stored as canonical JSON strings, so no `$` or `.` in a user's key can
  *   be read as an operator or a path;
  * - writes use only $set / $setOnInsert / $unset, insert, replace and compare-and-set filters.
  */
@@ -33,8 +33,12 @@ export interface CredentialDoc {
   revokedAt?: string | null;
 }
 export interface BudgetDocRow { tenantId: string; rev: number; doc: string }
-export interface SessionMessageDoc { role: 'system' | 'user' | 'assistant' | 'tool'; content: string; runId?: string; at: string }
-export interface SessionDoc { tenantId: string; sessionId: string; rev: number; messages: SessionMessageDoc[]; updatedAt: string; expiresAt: Date }
+export interface SessionRunDoc {
+  runId: string; agent: string; agentVersion: string; status: RunStatus; input: string | null; output: string | null;
+  error: { code: string; message: string } | null; createdAt: string; endedAt: string | null;
+}
+/** A session's history; `expiresAt` (last write + TTL) carries the TTL index. */
+export interface SessionDoc { tenantId: string; sessionId: string; rev: number; runs: SessionRunDoc[]; createdAt: string; updatedAt: string; expiresAt: Date }
 export interface RunDoc {
   tenantId: string; id: string; agent: string; agentVersion: string; sessionId?: string; status: RunStatus; error?: RunError;
   steps: number; createdAt: string; updatedAt: string; throughSeq: number;
@@ -109,16 +113,23 @@ export const budgetSchema = new Schema<BudgetDocRow>({
 }, opts);
 budgetSchema.index({ tenantId: 1 }, { unique: true });
 
-const sessionMessage = new Schema<SessionMessageDoc>({
-  role: { type: String, required: true }, content: { type: String, required: true }, runId: { type: String }, at: { type: String, required: true },
+const sessionRunError = new Schema<{ code: string; message: string }>({
+  code: { type: String, required: true }, message: { type: String, default: '' },
+}, { _id: false, versionKey: false, strict: 'throw' });
+const sessionRun = new Schema<SessionRunDoc>({
+  runId: { type: String, required: true }, agent: { type: String, required: true }, agentVersion: { type: String, required: true },
+  status: { type: String, required: true }, input: { type: String, default: null }, output: { type: String, default: null },
+  error: { type: sessionRunError, default: null }, createdAt: { type: String, required: true }, endedAt: { type: String, default: null },
 }, { _id: false, versionKey: false, strict: 'throw' });
 export const sessionSchema = new Schema<SessionDoc>({
   tenantId: { type: String, required: true }, sessionId: { type: String, required: true }, rev: { type: Number, required: true },
-  messages: { type: [sessionMessage], default: [] }, updatedAt: { type: String, required: true }, expiresAt: { type: Date, required: true },
+  runs: { type: [sessionRun], default: [] }, createdAt: { type: String, required: true }, updatedAt: { type: String, required: true },
+  expiresAt: { type: Date, required: true },
 }, opts);
 sessionSchema.index({ tenantId: 1, sessionId: 1 }, { unique: true });
-// MongoDB removes a history once expiresAt has passed (its TTL monitor runs about once a minute;
-// reads also ignore expired histories, so expiry is exact to the millisecond for callers)
+// MongoDB removes a session once expiresAt (its last write + AGENTMESH_SESSION_TTL) has passed; the
+// TTL monitor runs about once a minute, and reads ignore expired sessions, so expiry is exact for callers.
+// TTL indexes are single-field, so this one cannot lead with the tenant id.
 sessionSchema.index({ expiresAt: 1 }, { expireAfterSeconds: 0 });
 
 export const runSchema = new Schema<RunDoc>({
@@ -161,7 +172,7 @@ export const COLLECTIONS = {
   toolLatest: { schema: toolLatestSchema, collection: 'tool_latest' },
   credentials: { schema: credentialSchema, collection: 'credentials' },
   budgets: { schema: budgetSchema, collection: 'budgets' },
-  sessions: { schema: sessionSchema, collection: 'sessions' },
+  sessions: { schema: sessionSchema, collection: 'session_runs' },
   runs: { schema: runSchema, collection: 'run_index' },
   usage: { schema: rollupSchema, collection: 'usage_rollups' },
   audit: { schema: auditSchema, collection: 'audit' },

@@ -4,7 +4,7 @@ import { ulid } from 'ulid';
 import type { AgentRecord, AnyNewJournalEvent, RunSummary, ToolRecord, UsageEvent } from '#libs/contracts';
 import { Journal } from '#libs/journal';
 import { RunIndexProjector } from '../run-index-projector.js';
-import type { EncryptedSecretFields, Repositories } from '../repositories.js';
+import type { EncryptedSecretFields, Repositories, SessionRunRecord } from '../repositories.js';
 
 /** A store under test. The repositories must use `clock.now` and a session TTL of `SESSION_TTL_MS`. */
 export interface ContractTarget {
@@ -19,6 +19,8 @@ export interface ContractTarget {
    * document), or null when nothing readable is stored (no key, or a KV delete marker).
    */
   rawCredential(tenantId: string, name: string): Promise<Record<string, unknown> | null>;
+  /** The stored document of a session (KV entry in `am_session_runs`, MongoDB document in `session_runs`), or null. */
+  rawSession(tenantId: string, sessionId: string): Promise<Record<string, unknown> | null>;
   close(): Promise<void>;
 }
 
@@ -66,6 +68,9 @@ const toolRec = (name: string, version: string, description = 'x'): Omit<ToolRec
   name, version, description, inputSchema: { type: 'object', properties: { $ref: { type: 'string' } } }, riskTier: 'read',
   transport: { kind: 'builtin', name: 'echo' }, egress: [], timeoutMs: 1000,
   digest: `d-${name}-${version}-${description}`, createdAt: iso(T0 + Number.parseInt(version.replace(/\D/g, '') || '0', 10)),
+});
+const sessionRun = (id: string, over: Partial<SessionRunRecord> = {}): SessionRunRecord => ({
+  runId: id, agent: 'triage', agentVersion: '1', status: 'queued', input: null, output: null, error: null, createdAt: iso(T0), endedAt: null, ...over,
 });
 const row = (tenantId: string, id: string, over: Partial<RunSummary> = {}): RunSummary => ({
   id, tenantId, agent: 'triage', agentVersion: '1', status: 'running', steps: 1, createdAt: iso(T0), updatedAt: iso(T0), ...over,
@@ -283,33 +288,66 @@ export function describeRepositoryContract(name: string, factory: () => Promise<
       expect((await budgets.get())?.value).toEqual({ spent: winner });
     });
 
-    test('appends conversation history per session and keeps the newest messages', async () => {
-      const t = repos.forTenant(tenant());
-      const at = iso(target.clock.now());
-      await t.sessions.append('s-1', [{ role: 'user', content: 'hi', at }]);
-      const h = await t.sessions.append('s-1', [{ role: 'assistant', content: { text: 'hello', $meta: { 'a.b': 1 } }, runId: runId(T0), at }]);
-      expect(h.messages.map((m) => m.role)).toEqual(['user', 'assistant']);
-      expect(await t.sessions.get('s-1')).toEqual(h);
-      expect((await t.sessions.get('s-1'))?.messages[1].content).toEqual({ text: 'hello', $meta: { 'a.b': 1 } });
-      expect(await repos.forTenant(tenant()).sessions.get('s-1')).toBeNull();
-      await t.sessions.delete('s-1');
+    test('stores a session history by compare-and-set and reads it back with its revision, per tenant', async () => {
+      const tid = tenant();
+      const t = repos.forTenant(tid);
+      const now = target.clock.now();
       expect(await t.sessions.get('s-1')).toBeNull();
+      const first = sessionRun(runId(T0), { input: '{"name":"Ada"}' });
+      const w1 = await t.sessions.put({ sessionId: 's-1', runs: [first], createdAt: iso(now) }, 0);
+      expect(w1).not.toBeNull();
+      expect(w1!.value).toEqual({
+        sessionId: 's-1', tenantId: tid, runs: [first], createdAt: iso(now), updatedAt: iso(now), expiresAt: iso(now + SESSION_TTL_MS),
+      });
+      expect(await t.sessions.get('s-1')).toEqual(w1);
+      // create-only at 0 fails once it exists; a write at a stale revision fails
+      expect(await t.sessions.put({ sessionId: 's-1', runs: [], createdAt: iso(now) }, 0)).toBeNull();
+      const ended = { ...first, status: 'failed' as const, error: { code: 'tool_error', message: 'boom $x.y' }, endedAt: iso(now + 5) };
+      const second = sessionRun(runId(T0 + 1), { agentVersion: '2' });
+      const w2 = await t.sessions.put({ sessionId: 's-1', runs: [ended, second], createdAt: iso(now) }, w1!.revision);
+      expect(w2).not.toBeNull();
+      expect(w2!.revision).not.toBe(w1!.revision);
+      expect(await t.sessions.put({ sessionId: 's-1', runs: [], createdAt: iso(now) }, w1!.revision)).toBeNull();
+      expect(await t.sessions.get('s-1')).toEqual(w2);
+      expect((await t.sessions.get('s-1'))?.value.runs).toEqual([ended, second]);
+      // another tenant does not see it; malformed ids are refused
+      expect(await repos.forTenant(tenant()).sessions.get('s-1')).toBeNull();
       await expect(t.sessions.get('bad id')).rejects.toMatchObject({ code: 'invalid_argument' });
+      await expect(t.sessions.put({ sessionId: 'bad id', runs: [], createdAt: iso(now) }, 0)).rejects.toMatchObject({ code: 'invalid_argument' });
     });
 
-    test('forgets a conversation history once the TTL has passed since its last message', async () => {
+    test('lets exactly one of several concurrent session writers at the same revision win', async () => {
       const t = repos.forTenant(tenant());
-      const msg = () => ({ role: 'user' as const, content: 'x', at: iso(target.clock.now()) });
-      await t.sessions.append('s-ttl', [msg()]);
+      const at = iso(target.clock.now());
+      const w1 = await t.sessions.put({ sessionId: 's-race', runs: [], createdAt: at }, 0);
+      const results = await Promise.all([1, 2, 3, 4].map((n) => t.sessions.put({ sessionId: 's-race', runs: [sessionRun(runId(T0 + n))], createdAt: at }, w1!.revision)));
+      expect(results.filter((r) => r !== null)).toHaveLength(1);
+      const winner = results.find((r) => r !== null)!;
+      expect(await t.sessions.get('s-race')).toEqual(winner);
+    });
+
+    test('forgets a session once the TTL has passed since its last write: it reads as absent and starts over', async () => {
+      const t = repos.forTenant(tenant());
+      const write = (runs: number, rev: number) => t.sessions.put({
+        sessionId: 's-ttl', runs: Array.from({ length: runs }, (_, i) => sessionRun(runId(T0 + i))), createdAt: iso(target.clock.now()),
+      }, rev);
+      const w1 = await write(1, 0);
       target.clock.advance(SESSION_TTL_MS - 1000);
-      await t.sessions.append('s-ttl', [msg()]); // restarts the TTL
+      const w2 = await write(2, w1!.revision); // restarts the TTL
+      expect(Date.parse(w2!.value.expiresAt) - target.clock.now()).toBe(SESSION_TTL_MS);
       target.clock.advance(SESSION_TTL_MS - 1000);
-      expect((await t.sessions.get('s-ttl'))?.messages).toHaveLength(2);
+      expect((await t.sessions.get('s-ttl'))?.value.runs).toHaveLength(2);
       target.clock.advance(2000);
       expect(await t.sessions.get('s-ttl')).toBeNull();
-      const fresh = await t.sessions.append('s-ttl', [msg()]);
-      expect(fresh.messages).toHaveLength(1);
-      expect(Date.parse(fresh.expiresAt) - target.clock.now()).toBe(SESSION_TTL_MS);
+      // expired = absent: its old revision no longer names it, and a create (revision 0) starts it over
+      expect(await write(3, w2!.revision)).toBeNull();
+      const fresh = await write(1, 0);
+      expect(fresh?.value.runs).toHaveLength(1);
+      expect(Date.parse(fresh!.value.expiresAt) - target.clock.now()).toBe(SESSION_TTL_MS);
+      expect(await t.sessions.get('s-ttl')).toEqual(fresh);
+      // the stored document carries its expiry (MongoDB: the Date under the TTL index)
+      const raw = await target.rawSession(t.tenantId, 's-ttl');
+      expect(new Date(raw?.expiresAt as string | Date).toISOString()).toBe(fresh!.value.expiresAt);
     });
 
     test('keeps a run row at its newest journal sequence: an older write is ignored, replace overrides', async () => {
