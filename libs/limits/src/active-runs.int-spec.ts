@@ -78,6 +78,21 @@ describe('the active-run set shared by gateways and an orchestrator', () => {
     expect(await big[0].count(t)).toBe(50);
   });
 
+  it('takes ends again after a batch failed to reach the store', async () => {
+    const t = 't6';
+    const flaky = await open('limits-flaky', 10);
+    await gateway.admit(t, 'run_x');
+    // the store fails this instance's next read: its batch fails before it is applied
+    const kv = (flaky as unknown as { kv: { get: (...a: unknown[]) => Promise<unknown> } }).kv;
+    const get = kv.get.bind(kv);
+    kv.get = () => Promise.reject(new Error('connection lost'));
+    await expect(flaky.finish(t, 'run_x')).rejects.toThrow('connection lost');
+    kv.get = get;
+    // the next end on the same instance starts a new batch and is written
+    await flaky.finish(t, 'run_x');
+    expect(await gateway.count(t)).toBe(0);
+  });
+
   it('drops runs the journal does not know once they are older than a lost admission, when the tenant is at its cap', async () => {
     const t = 't5';
     const long = Date.now() - 10 * 60_000;

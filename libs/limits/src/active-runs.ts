@@ -94,6 +94,8 @@ export class ActiveRuns implements OnModuleInit {
         const next = removeAll(s, b.ids);
         return { next: next === s ? undefined : next, result: undefined };
       });
+      // a batch that failed before it was written takes no more ends (they start a new one)
+      void b.done.catch(() => { if (this.ending.get(tenant) === b) this.ending.delete(tenant); });
       this.ending.set(tenant, b);
       batch = b;
     }
