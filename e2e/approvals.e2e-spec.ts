@@ -249,4 +249,76 @@ describe('human approval of irreversible tool calls', () => {
     expect(r.body.reason).toBe('approval_expired');
     expect(callsOf(cancelled)).toEqual([]);
   });
+  it("pauses write calls for approval when the tenant's policy denies tools.run for riskTier=write; other tenants and later runs without the rule run them unattended", async () => {
+    const update = {
+      version: '1', riskTier: 'write', inputSchema: { type: 'object' }, timeoutMs: 10_000,
+      egress: [`127.0.0.1:${fx.port}`], transport: { kind: 'http', url: `${fx.url}/update` },
+    };
+    const steps = [
+      { id: 'check', tool: 'echo', args: { account: '{{input.account}}' } },
+      { id: 'save', tool: 'update', args: { account: '{{steps.check.result.account}}' } },
+    ];
+    const setUp = async (prefix: string) => {
+      const x = await newTenant(mesh, prefix);
+      expect((await x.owner('PUT', `/v1/tenants/${x.id}/tools/echo`, ECHO)).status).toBe(201);
+      expect((await x.owner('PUT', `/v1/tenants/${x.id}/tools/update`, update)).status).toBe(201);
+      expect((await x.owner('PUT', `/v1/tenants/${x.id}/agents/saver`, { version: '1', planner: 'graph', tools: ['echo', 'update'], steps, limits: {} })).status).toBe(201);
+      return x;
+    };
+    const guarded = await setUp('apr-pol');
+    const free = await setUp('apr-free');
+    const guardedApprover = await guarded.keyFor(['approver']);
+    const start = async (x: { id: string; owner: Api }) => {
+      const r = await x.owner('POST', `/v1/tenants/${x.id}/runs`, { agent: 'saver', input: { account: 'ACC-9' } });
+      expect(r.status).toBe(201);
+      return r.body.id as string;
+    };
+    const eventsOf = async (x: { id: string; ownerKey: string }, runId: string) => {
+      const events: SseEvent[] = [];
+      await followEvents(mesh.gatewayUrl, x.ownerKey, `/v1/tenants/${x.id}/runs/${runId}/events`, (e) => events.push(e));
+      return events;
+    };
+    const deny = { kind: 'permission', subject: '*', operation: 'tools.run', when: 'riskTier=write', effect: 'deny' };
+    const put = await guarded.owner('PUT', `/v1/tenants/${guarded.id}/policy`, { rules: [deny] });
+    expect(put.status).toBe(200);
+    expect(put.body.rules).toEqual([{ ...deny, access: '*' }]);
+    expect(put.body.builtin).toContainEqual({ kind: 'permission', subject: '*', operation: 'tools.run', access: '*', when: 'riskTier=read|write', effect: 'allow' });
+
+    // the guarded tenant: the write call waits for an approver, then runs exactly once
+    const paused = await start(guarded);
+    const a = await eventually(async () => {
+      const run = await guarded.owner('GET', `/v1/tenants/${guarded.id}/runs/${paused}`);
+      if (run.body.status !== 'waiting_approval') return null;
+      const list = await guarded.owner('GET', `/v1/tenants/${guarded.id}/approvals?status=pending`);
+      return (list.body.approvals as ApprovalBody[]).find((x) => x.runId === paused) ?? null;
+    }, `run ${paused} to wait for approval`);
+    expect(a).toMatchObject({ step: 2, tool: 'update', version: '1', riskTier: 'write', status: 'pending' });
+    expect(callsOf(paused)).toEqual([]);
+    const ok = await guardedApprover.api('POST', `/v1/tenants/${guarded.id}/approvals/${a.id}`, { decision: 'approve' });
+    expect(ok.status).toBe(200);
+    expect(await waitForRun(guarded.owner, guarded.id, paused)).toMatchObject({ status: 'completed', steps: 2 });
+    expect(fx.effects.get(`${paused}:2:0`)).toBe(1);
+    const pausedEvents = await eventsOf(guarded, paused);
+    // the verdict is recorded in run.started: recovery and replay never ask the policy again
+    expect(pausedEvents.find((e) => e.event === 'run.started')!.data.data.tools).toMatchObject({
+      update: { name: 'update', riskTier: 'write', requireApproval: true }, echo: { name: 'echo', riskTier: 'read' },
+    });
+    expect(pausedEvents.find((e) => e.event === 'run.started')!.data.data.tools.echo.requireApproval).toBeUndefined();
+    expect(pausedEvents.map((e) => e.event).filter((x) => x.startsWith('approval.'))).toEqual(['approval.requested', 'approval.granted']);
+
+    // another tenant, no rule: straight through
+    const straight = await start(free);
+    expect(await waitForRun(free.owner, free.id, straight)).toMatchObject({ status: 'completed', steps: 2 });
+    expect(fx.effects.get(`${straight}:2:0`)).toBe(1);
+    const straightEvents = await eventsOf(free, straight);
+    expect(straightEvents.some((e) => e.event.startsWith('approval.'))).toBe(false);
+    expect(straightEvents.find((e) => e.event === 'run.started')!.data.data.tools.update.requireApproval).toBeUndefined();
+
+    // the rule removed: the guarded tenant's new runs call write tools unattended again
+    expect((await guarded.owner('PUT', `/v1/tenants/${guarded.id}/policy`, { rules: [] })).status).toBe(200);
+    const after = await start(guarded);
+    expect(await waitForRun(guarded.owner, guarded.id, after)).toMatchObject({ status: 'completed', steps: 2 });
+    expect(fx.effects.get(`${after}:2:0`)).toBe(1);
+    expect((await eventsOf(guarded, after)).some((e) => e.event.startsWith('approval.'))).toBe(false);
+  });
 });

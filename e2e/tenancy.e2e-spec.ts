@@ -52,7 +52,9 @@ interface Fixture {
   revocable: Record<string, string>;
 }
 
-const SUCCESS: Record<OperationId, number> = {
+/** The operations with a REST route and a gRPC twin: all but the internal tools.run (decided by the orchestrator). */
+type RoutedOperationId = Exclude<OperationId, 'tools.run'>;
+const SUCCESS: Record<RoutedOperationId, number> = {
   'tenants.create': 201, 'apikeys.issue': 201, 'apikeys.revoke': 204,
   'tools.put': 201, 'tools.list': 200, 'tools.get': 200, 'tools.disable': 200, 'tools.enable': 200,
   'agents.put': 201, 'agents.get': 200, 'agents.list': 200,
@@ -67,11 +69,12 @@ const SUCCESS: Record<OperationId, number> = {
 /** Operations the REST matrix leaves out, with the reason (none today: every catalogue operation has a route). */
 const REST_SKIPPED: Partial<Record<OperationId, string>> = {};
 /** tenants.create has no tenant in its path: a tenant key is refused (platform scope) whatever its role. */
-const TENANT_OPS = (Object.keys(SUCCESS) as OperationId[]).filter((op) => OPERATIONS[op].scope === 'tenant');
+const TENANT_OPS = (Object.keys(SUCCESS) as RoutedOperationId[]).filter((op) => OPERATIONS[op].scope === 'tenant');
 
 /** The REST request of one matrix cell. */
 function restRequest(op: OperationId, role: TenantRole, target: Fixture, asking: Fixture): { method: string; path: string; body?: unknown } {
   const spec = OPERATIONS[op];
+  if (!spec.http) throw new Error(`${op} has no REST route`);
   const tag = `${role}-${asking === target ? 'own' : 'x'}`;
   const id: Record<string, string> = {
     'apikeys.revoke': target.revocable[tag] ?? 'none',
@@ -150,7 +153,7 @@ describe('multi-tenancy', () => {
 
   describe('REST: every role × every operation × own and other tenant', () => {
     const cells = TENANT_ROLES.flatMap((role) => TENANT_OPS.flatMap((op) => (['own', 'other'] as const).map((where) => [role, op, where] as const)));
-    const expected = (role: TenantRole, op: OperationId, where: 'own' | 'other') =>
+    const expected = (role: TenantRole, op: RoutedOperationId, where: 'own' | 'other') =>
       where === 'other' ? 403 : OPERATIONS[op].roles.includes(role) ? SUCCESS[op] : 403;
 
     it.each(cells.filter(([, op]) => !REST_SKIPPED[op]).map(([role, op, where]) => [role, op, where, expected(role, op, where)] as const))(

@@ -3,7 +3,7 @@ import type { KvEntry, KvWatchEntry } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
   AgentmeshError, BREAKER_KEYS, BUCKETS, MAX_DELEGATION_ATTEMPTS, runKeyString, SPENT_DELEGATION_CODES, toolExecuteMsgId,
-  type CallKind, type CommandMap, type InferenceChatResponse, type JsonValue, type ReserveResult, type RunKey,
+  type CallKind, type CommandMap, type InferenceChatResponse, type JsonValue, type PinnedTool, type ReserveResult, type RunKey,
 } from '#libs/contracts';
 import { toolPrice, type AppConfig } from '#libs/config';
 import {
@@ -24,6 +24,7 @@ import { PlannerSessions } from './planner-sessions.js';
 import { withDelegation } from './delegations.js';
 import { RunIndexWriter } from './run-index.js';
 import { ToolCatalog } from './tool-catalog.js';
+import { ToolPolicy } from './tool-policy.js';
 
 const MAX_CACHED_RUNS = 20_000;
 /**
@@ -59,6 +60,7 @@ export class RunEngine implements OnModuleInit, OnModuleDestroy {
     private readonly approvals: ApprovalProjection,
     private readonly sessions: PlannerSessions,
     private readonly active: ActiveRuns,
+    private readonly toolPolicy: ToolPolicy,
   ) {}
 
   async onModuleInit(): Promise<void> {
@@ -412,8 +414,19 @@ export class RunEngine implements OnModuleInit, OnModuleDestroy {
   }
 
   private async resolveTools(s: RunState, refs: string[], sessionId?: string): Promise<RunState> {
+    let tools: Record<string, PinnedTool>;
     try {
-      const { tools } = await this.rpc.call('tools.resolve', { tenantId: s.tenantId, refs });
+      tools = (await this.rpc.call('tools.resolve', { tenantId: s.tenantId, refs })).tools;
+    } catch (e) {
+      if (e instanceof AgentmeshError && (e.code === 'invalid_argument' || e.code === 'not_found')) {
+        return this.append(s, failEvent(s, now(), { code: 'invalid_input', message: e.message }));
+      }
+      throw new RetryLaterError('tool registry unavailable; the run waits', 500, { cause: e });
+    }
+    // the tenant policy's `tools.run` verdict per tool, recorded as `requireApproval` on the pinned
+    // tool: replay and recovery never ask the policy again; an unreadable policy makes the run wait
+    tools = await this.toolPolicy.apply(s.tenantId, s.agent?.name ?? '', tools);
+    try {
       // the session as the run starts with it, recorded: replay and recovery never read it again
       const session = sessionId ? await this.sessions.read(s.tenantId, sessionId) : undefined;
       return this.append(s, toolsResolvedEvent(s, now(), tools, session));

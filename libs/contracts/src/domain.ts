@@ -86,6 +86,13 @@ export interface PinnedTool {
    * The orchestrator asks the credential-broker for a delegation of it for each call.
    */
   credential?: { name: string; scopes: string[] };
+
+  /**
+   * Set by the orchestrator in `run.started` when the tenant's policy refuses `tools.run` for this
+   * tool (e.g. a deny rule on `riskTier=write`): every call of it in the run waits for an approval,
+   * like an `irreversible` one. Recorded, so replay and recovery never ask the policy again.
+   */
+  requireApproval?: boolean;
 }
 
 export interface GraphStep {

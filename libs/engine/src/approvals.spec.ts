@@ -34,9 +34,9 @@ const PAYOUT = agent([
 class Run {
   s: RunState = initialState('acme', 'run_01HZZZZZZZZZZZZZZZZZZZZZZZ');
   journal: AnyJournalEvent[] = [];
-  constructor(spec: AgentSpec = PAYOUT, input: JsonValue = { account: 'ACC-1', amount: 250 }, sessionId?: string) {
+  constructor(spec: AgentSpec = PAYOUT, input: JsonValue = { account: 'ACC-1', amount: 250 }, sessionId?: string, tools: Record<string, PinnedTool> = TOOLS) {
     this.append(createdEvent(this.s, T0, { tenantId: 'acme', runId: this.s.runId, agent: spec, input, ...(sessionId ? { sessionId } : {}) }));
-    this.append(toolsResolvedEvent(this.s, T0, TOOLS));
+    this.append(toolsResolvedEvent(this.s, T0, tools));
   }
   append(e: AnyNewJournalEvent | null) {
     if (!e) return;
@@ -181,6 +181,34 @@ describe('approvals in the run engine', () => {
     expect(guarded.s.approval).toMatchObject({ tool: 'update', riskTier: 'write', step: 2 });
     expect(requiresApproval(agent([], { requireApprovalFor: ['write'] }), 'read')).toBe(false);
     expect(requiresApproval(agent([], { requireApprovalFor: [] }), 'irreversible')).toBe(true);
+  });
+
+  it("pauses a write call whose pinned tool records the tenant policy's requireApproval, runs it once approved, and replays without asking the policy", () => {
+    const steps: Array<{ tool: string; args: Record<string, JsonValue> }> = [{ tool: 'lookup', args: { q: 1 } }, { tool: 'update', args: { v: 2 } }];
+    const tools = { ...TOOLS, update: { ...TOOLS.update, requireApproval: true } };
+    const r = new Run(agent(steps), { account: 'ACC-1' }, undefined, tools);
+    r.step(); r.complete({});
+    const effects = r.step(at(1));
+    expect(r.s.status).toBe('waiting_approval');
+    expect(r.s.approval).toMatchObject({ tool: 'update', version: '2', riskTier: 'write', step: 2, status: 'pending' });
+    expect(effects.map((e) => e.kind)).toEqual(['schedule_approval_timeout']);
+    expect(r.journal.some((e) => e.type === 'tool.called' && e.step === 2)).toBe(false);
+
+    r.decideApproval('approve', at(2));
+    const dispatched = r.step(at(3));
+    expect(dispatched).toMatchObject([{ kind: 'dispatch_tool', command: { step: 2, tool: { name: 'update', requireApproval: true }, approval: { approvalId: r.s.approval!.approvalId } } }]);
+    r.complete({ updated: true }, at(4));
+    r.step(at(5));
+    expect(r.s.status).toBe('completed');
+    expect(r.journal.filter((e) => e.type === 'tool.called').map((e) => e.step)).toEqual([1, 2]);
+    // the verdict is in run.started: replay decides the same from the journal alone
+    expect(replayJournal(r.journal, { globalMaxSteps: 200 })).toMatchObject({ ok: true });
+
+    // the same tool without the recorded flag runs unattended
+    const plain = new Run(agent(steps), { account: 'ACC-1' });
+    plain.step(); plain.complete({}); plain.step();
+    expect(plain.s.status).toBe('running');
+    expect(plain.s.inFlight).toMatchObject({ step: 2 });
   });
 
   it('cancels a run waiting for approval at once, and the approval can no longer be decided', () => {

@@ -86,7 +86,8 @@ function dispatch(s: RunState, step: number, key: string, tool: PinnedTool, args
 
 /**
  * Whether a call of a tool of this tier waits for a human: `irreversible` always; other tiers
- * when the agent lists them in `limits.requireApprovalFor` (e.g. `['write']`).
+ * when the agent lists them in `limits.requireApprovalFor` (e.g. `['write']`). The tenant policy's
+ * say (`tools.run`) arrives separately, as `requireApproval` on the pinned tool.
  */
 export function requiresApproval(agent: AgentSpec, tier: RiskTier): boolean {
   return tier === 'irreversible' || (agent.limits.requireApprovalFor ?? []).includes(tier);
@@ -213,7 +214,8 @@ export function decide(s: RunState, opts: DecideOptions): Decision {
       if (loop) return { events: [failEvent(s, opts.now, { code: 'loop_detected', message: loop })], effects: [] };
       const step = s.step + 1;
       const key = callKey(s.runId, step);
-      if (requiresApproval(agent, pinned.riskTier) || action.requireApproval) {
+      // the tenant policy's verdict is recorded on the pinned tool (run.started): never asked again here
+      if (requiresApproval(agent, pinned.riskTier) || action.requireApproval || pinned.requireApproval === true) {
         // an approval covers exactly one call: this step's key, this tool version, these args
         const argsHash = approvalArgsHash(pinned, action.args);
         const granted = a?.status === 'approved' && a.callKey === key && a.argsHash === argsHash;

@@ -5,6 +5,7 @@ export {
   POLICY_ATTRIBUTE_NAMES,
   OPERATIONS,
   OPERATION_IDS,
+  ROUTED_OPERATION_IDS,
   RESOURCES,
   isOperationId,
   getOperation,

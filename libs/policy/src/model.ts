@@ -85,6 +85,9 @@ export const DEFAULT_TENANT_POLICY: readonly PolicyRow[] = Object.freeze([
   ['viewer', '*', '*', 'read', '*', 'allow'],
   // kill switch: no new run while the tenant's budget is exhausted, whoever asks
   ['*', '*', 'runs.start', '*', 'budgetState=exhausted', 'deny'],
+  // runs call read and write tools unattended (the orchestrator asks as `agent:<name>`); a tenant
+  // deny rule on tools.run makes those calls wait for an approval; irreversible ones always do
+  ['*', '*', 'tools.run', '*', 'riskTier=read|write', 'allow'],
 ]);
 
 /** The platform admin's grants; kept in its own enforcer, not editable through tenant rules. */

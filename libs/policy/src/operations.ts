@@ -30,8 +30,11 @@ export interface OperationSpec {
   readonly resource: string;
   readonly access: Access;
   readonly scope: OperationScope;
-  /** REST route (prefix `/v1`). The gRPC layer maps its methods to the same ids. */
-  readonly http: { readonly method: 'GET' | 'POST' | 'PUT' | 'DELETE'; readonly path: string };
+  /**
+   * REST route (prefix `/v1`). The gRPC layer maps its methods to the same ids. Absent for the
+   * operations the services decide internally (`tools.run`): they have no route and no gRPC twin.
+   */
+  readonly http?: { readonly method: 'GET' | 'POST' | 'PUT' | 'DELETE'; readonly path: string };
   /** Tenant roles granted this operation by the default policy (the platform admin aside). */
   readonly roles: readonly TenantRole[];
   /** Whether the platform admin key may perform it. */
@@ -47,7 +50,7 @@ export interface OperationSpec {
 }
 
 /** Attribute names with a known meaning; conditions may test other names as well. */
-export const POLICY_ATTRIBUTE_NAMES = ['riskTier', 'budgetState'] as const;
+export const POLICY_ATTRIBUTE_NAMES = ['riskTier', 'budgetState', 'tool'] as const;
 export type PolicyAttributeName = (typeof POLICY_ATTRIBUTE_NAMES)[number];
 
 const ALL: readonly TenantRole[] = TENANT_ROLES;
@@ -89,6 +92,9 @@ const DEFS = {
   'policy.get': { access: 'read', scope: 'tenant', http: { method: 'GET', path: `${T}/policy` }, roles: ALL, summary: "the tenant's policy rules" },
   'policy.put': { access: 'write', scope: 'tenant', http: { method: 'PUT', path: `${T}/policy` }, roles: OWNER, summary: "replace the tenant's policy rules" },
   'sessions.get': { access: 'read', scope: 'tenant', http: { method: 'GET', path: `${T}/sessions/{id}` }, roles: ALL, summary: "a session's runs, in order" },
+  // internal (no route): the orchestrator asks it once per pinned tool when a run starts, as subject
+  // `agent:<name>`; a refusal means the tool's calls in that run wait for an approval
+  'tools.run': { access: 'write', scope: 'tenant', roles: ALL, requiredAttributes: ['riskTier'], optionalAttributes: ['tool'], summary: "a run's call of a tool runs unattended (else it waits for an approval)" },
 } as const satisfies Record<string, Def>;
 
 export type OperationId = keyof typeof DEFS;
@@ -99,7 +105,7 @@ function build(id: OperationId, d: Def): OperationSpec {
     resource: id.slice(0, id.indexOf('.')),
     access: d.access,
     scope: d.scope,
-    http: Object.freeze({ ...d.http }),
+    ...(d.http ? { http: Object.freeze({ ...d.http }) } : {}),
     roles: Object.freeze([...d.roles]),
     platformAdmin: d.platformAdmin ?? false,
     requiredAttributes: Object.freeze([...(d.requiredAttributes ?? [])]),
@@ -120,6 +126,9 @@ export const OPERATION_IDS: readonly OperationId[] = Object.freeze(Object.keys(D
 
 /** The resource prefixes (`tools`, `runs`...) that rules may name as `<resource>.*`. */
 export const RESOURCES: readonly string[] = Object.freeze([...new Set(OPERATION_IDS.map((id) => OPERATIONS[id].resource))]);
+
+/** The operations of the public API: those with a REST route (and a gRPC twin), in catalogue order. */
+export const ROUTED_OPERATION_IDS: readonly OperationId[] = Object.freeze(OPERATION_IDS.filter((id) => OPERATIONS[id].http !== undefined));
 
 export const isOperationId = (s: unknown): s is OperationId =>
   typeof s === 'string' && Object.prototype.hasOwnProperty.call(DEFS, s);

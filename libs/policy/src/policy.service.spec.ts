@@ -2,7 +2,7 @@ import { beforeEach, describe, expect, it } from '@jest/globals';
 import { InMemoryPolicyAdapter, type PolicyAdapter, type TenantPolicy } from './adapter.js';
 import { PolicyConflictError, PolicyRuleError } from './errors.js';
 import { buildEnforcer, DEFAULT_TENANT_POLICY, PLATFORM_DOMAIN } from './model.js';
-import { OPERATION_IDS, OPERATIONS, TENANT_ROLES, type OperationId, type TenantRole } from './operations.js';
+import { OPERATION_IDS, OPERATIONS, ROUTED_OPERATION_IDS, TENANT_ROLES, type OperationId, type TenantRole } from './operations.js';
 import { PolicyService, type CanRequest } from './policy.service.js';
 import type { TenantRule } from './rules.js';
 
@@ -44,6 +44,8 @@ const EXPECTED: Record<OperationId, readonly TenantRole[]> = {
   'policy.get': ALL,
   'policy.put': ['owner'],
   'sessions.get': ALL,
+  // internal, asked by the orchestrator as `agent:<name>`: every subject, for read and write tiers
+  'tools.run': ALL,
 };
 const PLATFORM_ADMIN_OPS: readonly OperationId[] = ['tenants.create', 'apikeys.issue', 'apikeys.revoke'];
 
@@ -57,7 +59,9 @@ const ask = (svc: PolicyService, roles: string[], operation: OperationId, attrs:
 describe('the operation catalogue', () => {
   it('lists every operation of the public API exactly once', () => {
     expect([...OPERATION_IDS].sort()).toEqual(Object.keys(EXPECTED).sort());
-    expect(new Set(OPERATION_IDS.map((id) => `${OPERATIONS[id].http.method} ${OPERATIONS[id].http.path}`)).size).toBe(OPERATION_IDS.length);
+    expect(new Set(ROUTED_OPERATION_IDS.map((id) => `${OPERATIONS[id].http?.method} ${OPERATIONS[id].http?.path}`)).size).toBe(ROUTED_OPERATION_IDS.length);
+    // only the internal tools.run (decided by the orchestrator) has no route
+    expect(OPERATION_IDS.filter((id) => !ROUTED_OPERATION_IDS.includes(id))).toEqual(['tools.run']);
   });
 
   it('documents the same default grants the policy enforces', () => {
@@ -398,5 +402,35 @@ describe('change announcements', () => {
     for (let i = 0; i < 100 && errors.length === 0; i++) await new Promise((r) => setImmediate(r));
     expect(errors[0]).toMatchObject({ name: 'PolicyReloadError', cause: { message: 'store down' } });
     expect((await svc.can(req)).allowed).toBe(false);
+  });
+});
+
+describe('tools.run: whether a run calls a tool unattended', () => {
+  const run = (svc: PolicyService, tenant: string, riskTier: string, tool = 'charge', agent = 'agent:billing') =>
+    svc.can({ principal: { tenant, roles: [], subject: agent }, tenant, operation: 'tools.run', attrs: { riskTier, tool } });
+
+  it('lets read and write tools run by default, never irreversible ones, and insists on the tier', async () => {
+    const svc = await PolicyService.create();
+    expect((await run(svc, A, 'read')).allowed).toBe(true);
+    expect((await run(svc, A, 'write')).allowed).toBe(true);
+    expect(await run(svc, A, 'irreversible')).toMatchObject({ allowed: false, reason: 'no_grant' });
+    const missing = await svc.can({ principal: { tenant: A, roles: [], subject: 'agent:billing' }, tenant: A, operation: 'tools.run' });
+    expect(missing).toMatchObject({ allowed: false, reason: 'missing_attribute' });
+  });
+
+  it("is refused for write tools of the tenant whose rule denies it, for every agent or one agent or one tool", async () => {
+    const svc = await PolicyService.create();
+    await svc.addTenantRule(A, { kind: 'permission', subject: '*', operation: 'tools.run', when: 'riskTier=write', effect: 'deny' });
+    expect(await run(svc, A, 'write')).toMatchObject({ allowed: false, reason: 'denied_by_rule' });
+    expect((await run(svc, A, 'read')).allowed).toBe(true);
+    expect((await run(svc, B, 'write')).allowed).toBe(true);
+
+    await svc.replaceTenantRules(B, [
+      { kind: 'permission', subject: 'agent:billing', operation: 'tools.run', when: 'riskTier=write', effect: 'deny' },
+      { kind: 'permission', subject: '*', operation: 'tools.run', when: 'tool=wire', effect: 'deny' },
+    ]);
+    expect((await run(svc, B, 'write', 'charge', 'agent:billing')).allowed).toBe(false);
+    expect((await run(svc, B, 'write', 'charge', 'agent:support')).allowed).toBe(true);
+    expect((await run(svc, B, 'read', 'wire', 'agent:support')).allowed).toBe(false);
   });
 });
