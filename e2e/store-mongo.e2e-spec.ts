@@ -110,8 +110,17 @@ suite(`the mesh on the MongoDB store (MONGODB_URI at jongodb)${'missing' in jong
     expect(Date.parse(session.expiresAt)).toBeLessThanOrEqual((stored.expiresAt as Date).getTime());
     expect((await api('GET', `/v1/tenants/${t}/sessions/never-used`)).status).toBe(404);
 
-    // a revoked key is refused at once by the gateway that revoked it
+    // tenant policy rules live in MongoDB too, and take effect: a viewer denied runs.list is refused
     const viewer = await tenant.keyFor(['viewer']);
+    const deny = { kind: 'permission', subject: `key:${viewer.id}`, operation: 'runs.list', effect: 'deny' };
+    expect((await api('PUT', `/v1/tenants/${t}/policy`, { revision: 0, rules: [deny] })).status).toBe(200);
+    const [policy] = await docs('policies', { tenantId: t });
+    expect(JSON.parse(policy.rules as string)).toEqual([expect.objectContaining({ subject: `key:${viewer.id}`, operation: 'runs.list', effect: 'deny' })]);
+    expect((await viewer.api('GET', `/v1/tenants/${t}/runs`)).status).toBe(403);
+    const current = (await api('GET', `/v1/tenants/${t}/policy`)).body;
+    expect((await api('PUT', `/v1/tenants/${t}/policy`, { revision: current.revision, rules: [] })).status).toBe(200);
+
+    // a revoked key is refused at once by the gateway that revoked it
     expect((await viewer.api('GET', `/v1/tenants/${t}/runs`)).status).toBe(200);
     expect((await admin('DELETE', `/v1/tenants/${t}/api-keys/${viewer.id}`)).status).toBe(204);
     expect((await viewer.api('GET', `/v1/tenants/${t}/runs`)).status).toBe(401);

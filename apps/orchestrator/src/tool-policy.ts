@@ -1,9 +1,9 @@
 import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { AppConfig } from '#libs/config';
 import type { PinnedTool } from '#libs/contracts';
-import { CONFIG, LOGGER, NATS, RetryLaterError } from '#libs/messaging';
-import { KvPolicyAdapter, NatsPolicyWatcher, PolicyService, ruleKey, type Decision } from '#libs/policy';
+import { LOGGER, NATS, RetryLaterError } from '#libs/messaging';
+import { NatsPolicyWatcher, PolicyService, ruleKey, type Decision } from '#libs/policy';
+import { STORE, type Repositories } from '#libs/store';
 import type { Logger } from '#libs/telemetry';
 
 /** The subject the orchestrator asks `tools.run` as: `agent:<name>` (rules may name it, or `*`). */
@@ -63,7 +63,11 @@ export class ToolPolicy implements OnModuleDestroy {
   private svc?: Promise<PolicyService>;
   private watcher?: NatsPolicyWatcher;
 
-  constructor(@Inject(NATS) private readonly nc: NatsConnection, @Inject(CONFIG) private readonly config: AppConfig, @Inject(LOGGER) private readonly logger: Logger) {}
+  constructor(
+    @Inject(NATS) private readonly nc: NatsConnection,
+    @Inject(STORE) private readonly store: Repositories,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {}
 
   onModuleDestroy(): void {
     void this.svc?.then((s) => s.close(), () => undefined);
@@ -86,9 +90,8 @@ export class ToolPolicy implements OnModuleDestroy {
   private service(): Promise<PolicyService> {
     if (!this.svc) {
       const p = (async () => {
-        const adapter = await KvPolicyAdapter.open(this.nc, { replicas: this.config.streamReplicas });
         this.watcher ??= await NatsPolicyWatcher.create(this.nc);
-        return PolicyService.create({ adapter, watcher: this.watcher, onError: (err) => this.logger.error({ err }, 'policy reload failed') });
+        return PolicyService.create({ adapter: this.store.policies, watcher: this.watcher, onError: (err) => this.logger.error({ err }, 'policy reload failed') });
       })();
       // a failed open is tried again by the next run
       p.catch(() => {

@@ -1,6 +1,7 @@
 import type {
   AgentRecord, JsonObject, Role, RunStatus, RunSummary, ToolDisabledReason, ToolRecord, UsageEvent, UsageGroupBy, UsageReport,
 } from '#libs/contracts';
+import type { PolicyAdapter } from '#libs/policy';
 
 /**
  * The repositories of documents and read models, one interface per aggregate. Two implementations
@@ -22,6 +23,12 @@ export interface Repositories {
   readonly tenants: TenantsRepository;
   /** Positions of the read-model projectors (platform-wide). */
   readonly checkpoints: CheckpointsRepository;
+  /**
+   * Tenant policy rules (Casbin, libs/policy): the PolicyAdapter the policy engine loads and saves
+   * through, one document per tenant with compare-and-set on its revision. Platform-wide because
+   * the engine loads every tenant's rules at start; each method names (and validates) its tenant.
+   */
+  readonly policies: PolicyAdapter;
   /** Repositories bound to one tenant. Throws AgentmeshError('invalid_argument') for a malformed id. */
   forTenant(tenantId: string): TenantRepositories;
   /** Closes what the repositories opened (the MongoDB connection); the NATS connection is the caller's. */

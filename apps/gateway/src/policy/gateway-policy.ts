@@ -1,12 +1,13 @@
 import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { AppConfig } from '#libs/config';
-import { CONFIG, LOGGER, NATS } from '#libs/messaging';
-import { KvPolicyAdapter, NatsPolicyWatcher, PolicyService } from '#libs/policy';
+import { LOGGER, NATS } from '#libs/messaging';
+import { NatsPolicyWatcher, PolicyService } from '#libs/policy';
+import { STORE, type Repositories } from '#libs/store';
 import type { Logger } from '#libs/telemetry';
 
 /**
- * The gateway's PolicyService: tenant rules in JetStream KV (`am_policy`, KvPolicyAdapter), changes
+ * The gateway's PolicyService: tenant rules through the store (`store.policies`: JetStream KV
+ * `am_policy` by default, the `policies` collection when MONGODB_URI is set), changes
  * announced on `svc.v1.policy.changed` (NatsPolicyWatcher) so that every other gateway instance
  * reloads at once (and after every reconnect, catching up on announcements it missed). The
  * Authorizer decides every REST route and gRPC method with it; the policy API edits it.
@@ -16,13 +17,16 @@ export class GatewayPolicy implements OnModuleInit, OnModuleDestroy {
   private svc?: PolicyService;
   private watcher?: NatsPolicyWatcher;
 
-  constructor(@Inject(NATS) private readonly nc: NatsConnection, @Inject(CONFIG) private readonly config: AppConfig, @Inject(LOGGER) private readonly logger: Logger) {}
+  constructor(
+    @Inject(NATS) private readonly nc: NatsConnection,
+    @Inject(STORE) private readonly store: Repositories,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {}
 
   async onModuleInit(): Promise<void> {
-    const adapter = await KvPolicyAdapter.open(this.nc, { replicas: this.config.streamReplicas });
     this.watcher = await NatsPolicyWatcher.create(this.nc);
     this.svc = await PolicyService.create({
-      adapter,
+      adapter: this.store.policies,
       watcher: this.watcher,
       onError: (err) => this.logger.error({ err }, 'policy reload or announcement failed'),
     });

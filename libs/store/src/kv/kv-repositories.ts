@@ -5,6 +5,7 @@ import {
   AgentmeshError, BUCKETS, notFound, unavailable,
   type AgentRecord, type RunSummary, type ToolDisabledReason, type ToolRecord, type UsageEvent, type UsageGroupBy, type UsageReport,
 } from '#libs/contracts';
+import { KvPolicyAdapter } from '#libs/policy';
 import { decodeJson, encodeJson } from '#libs/messaging';
 import {
   assertSessionId, memoForTenant, assertTenantId, auditCursor, auditOrder, byHour, checkRange, cleanAudit, cleanCredential,
@@ -141,10 +142,13 @@ export async function createKvRepositories(nc: NatsConnection, config: StoreConf
     runsKv, runs: new KvDocuments(runsKv), usageKv, usage: new KvDocuments(usageKv), auditKv, audit: new KvDocuments(auditKv),
     checkpointsKv,
   };
+  // tenant policies: the policy engine's own KV adapter (`am_policy`, `<tenant>.rules`, KV revision as the CAS token)
+  const policies = await guardOn(nc, () => KvPolicyAdapter.open(nc, { replicas }));
   return {
     backend: 'kv',
     tenants: new KvTenants(ctx),
     checkpoints: new KvCheckpoints(ctx),
+    policies,
     forTenant: memoForTenant((tenantId: string): TenantRepositories => {
       const t = assertTenantId(tenantId);
       return {

@@ -1,6 +1,6 @@
 import mongoose, { type Connection } from 'mongoose';
 import {
-  AgentmeshError, canonicalJson, notFound, unavailable,
+  AgentmeshError, canonicalJson, isTenantId, notFound, unavailable,
   type AgentRecord, type JsonValue, type RunSummary, type ToolDisabledReason, type ToolRecord, type UsageEvent, type UsageGroupBy, type UsageReport,
 } from '#libs/contracts';
 import {
@@ -18,6 +18,7 @@ import {
   modelsOf, type ApiKeyDoc, type AuditDoc, type CredentialDoc, type GroupTally, type LatestDoc, type Models, type RollupDoc,
   type RunDoc, type SessionDoc, type VersionDoc,
 } from './schemas.js';
+import { PolicyConflictError, PolicyRuleError, type PolicyAdapter, type TenantPolicy, type TenantRule } from '#libs/policy';
 
 export const DEFAULT_SERVER_SELECTION_TIMEOUT_MS = 2000;
 const MAX_CAS_ATTEMPTS = 50;
@@ -90,6 +91,7 @@ export async function createMongoRepositories(uri: string, config: StoreConfig, 
       backend: 'mongo',
       tenants: new MongoTenants(ctx),
       checkpoints: new MongoCheckpoints(ctx),
+      policies: new MongoPolicies(ctx),
       forTenant: memoForTenant((tenantId: string): TenantRepositories => {
         const t = assertTenantId(tenantId);
         return {
@@ -412,6 +414,50 @@ class MongoBudgets implements BudgetsRepository {
       }
       const r = await this.c.m.budgets.updateOne({ tenantId: this.t, rev: expectedRevision }, { $set: { doc: body, rev: expectedRevision + 1 } }).exec();
       return r.matchedCount === 1 ? expectedRevision + 1 : null;
+    });
+  }
+}
+
+/**
+ * Tenant policy rules in `policies`, one document per tenant: the rules as JSON text and `rev` for
+ * compare-and-set (insert at revision 0, `updateOne({rev})` otherwise). A lost race throws
+ * PolicyConflictError, which the policy engine retries; a tenant id that is not one, PolicyRuleError.
+ */
+class MongoPolicies implements PolicyAdapter {
+  constructor(private readonly c: Ctx) {}
+
+  async loadPolicy(): Promise<readonly TenantPolicy[]> {
+    return guard(async () => {
+      const docs = await this.c.m.policies.find({}).lean().exec();
+      return docs.map((d) => ({ tenant: d.tenantId, rules: JSON.parse(d.rules) as TenantRule[], revision: d.rev }));
+    });
+  }
+
+  async loadTenantPolicy(tenant: string): Promise<TenantPolicy> {
+    if (!isTenantId(tenant)) return { tenant, rules: [], revision: 0 };
+    return guard(async () => {
+      const d = await this.c.m.policies.findOne({ tenantId: tenant }).lean().exec();
+      return d ? { tenant, rules: JSON.parse(d.rules) as TenantRule[], revision: d.rev } : { tenant, rules: [], revision: 0 };
+    });
+  }
+
+  async savePolicy(tenant: string, rules: readonly TenantRule[], expectedRevision: number): Promise<number> {
+    if (!isTenantId(tenant)) throw new PolicyRuleError(`"${String(tenant)}" is not a tenant id`, { fields: [{ field: 'tenant', message: 'not a tenant id' }] });
+    const body = { rules: JSON.stringify(rules), updatedAt: new Date(this.c.now()).toISOString() };
+    const lost = () => new PolicyConflictError(`the policy of ${tenant} changed since revision ${expectedRevision}`);
+    return guard(async () => {
+      if (expectedRevision === 0) {
+        try {
+          await this.c.m.policies.create({ tenantId: tenant, rev: 1, ...body });
+          return 1;
+        } catch (e) {
+          if (isDuplicate(e)) throw lost();
+          throw e;
+        }
+      }
+      const r = await this.c.m.policies.updateOne({ tenantId: tenant, rev: expectedRevision }, { $set: { ...body, rev: expectedRevision + 1 } }).exec();
+      if (r.matchedCount !== 1) throw lost();
+      return expectedRevision + 1;
     });
   }
 }

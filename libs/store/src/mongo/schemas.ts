@@ -33,6 +33,8 @@ export interface CredentialDoc {
   revokedAt?: string | null;
 }
 export interface BudgetDocRow { tenantId: string; rev: number; doc: string }
+/** One tenant's policy rules (JSON text of TenantRule[]), `rev` for compare-and-set. */
+export interface PolicyDocRow { tenantId: string; rev: number; rules: string; updatedAt: string }
 export interface SessionRunDoc {
   runId: string; agent: string; agentVersion: string; status: RunStatus; input: string | null; output: string | null;
   error: { code: string; message: string } | null; createdAt: string; endedAt: string | null;
@@ -113,6 +115,12 @@ export const budgetSchema = new Schema<BudgetDocRow>({
 }, opts);
 budgetSchema.index({ tenantId: 1 }, { unique: true });
 
+export const policySchema = new Schema<PolicyDocRow>({
+  tenantId: { type: String, required: true }, rev: { type: Number, required: true }, rules: { type: String, required: true },
+  updatedAt: { type: String, required: true },
+}, opts);
+policySchema.index({ tenantId: 1 }, { unique: true });
+
 const sessionRunError = new Schema<{ code: string; message: string }>({
   code: { type: String, required: true }, message: { type: String, default: '' },
 }, { _id: false, versionKey: false, strict: 'throw' });
@@ -172,6 +180,7 @@ export const COLLECTIONS = {
   toolLatest: { schema: toolLatestSchema, collection: 'tool_latest' },
   credentials: { schema: credentialSchema, collection: 'credentials' },
   budgets: { schema: budgetSchema, collection: 'budgets' },
+  policies: { schema: policySchema, collection: 'policies' },
   sessions: { schema: sessionSchema, collection: 'session_runs' },
   runs: { schema: runSchema, collection: 'run_index' },
   usage: { schema: rollupSchema, collection: 'usage_rollups' },
@@ -188,6 +197,7 @@ export interface Models {
   toolLatest: Model<LatestDoc>;
   credentials: Model<CredentialDoc>;
   budgets: Model<BudgetDocRow>;
+  policies: Model<PolicyDocRow>;
   sessions: Model<SessionDoc>;
   runs: Model<RunDoc>;
   usage: Model<RollupDoc>;

@@ -264,6 +264,33 @@ export function describeRepositoryContract(name: string, factory: () => Promise<
       expect(await creds.get('db')).toBeNull();
     });
 
+    test('keeps each tenant\'s policy rules with compare-and-set and loads every tenant\'s', async () => {
+      const [a, b] = [tenant(), tenant()];
+      const deny = { kind: 'permission', subject: '*', operation: 'tools.run', when: 'riskTier=write', effect: 'deny' } as const;
+      const role = { kind: 'role', subject: 'key:k1', role: 'approver' } as const;
+      expect(await repos.policies.loadTenantPolicy(a)).toEqual({ tenant: a, rules: [], revision: 0 });
+      const r1 = await repos.policies.savePolicy(a, [deny], 0);
+      expect(r1).toBeGreaterThan(0);
+      await expect(repos.policies.savePolicy(a, [], 0)).rejects.toMatchObject({ name: 'PolicyConflictError' });
+      const r2 = await repos.policies.savePolicy(a, [deny, role], r1);
+      expect(r2).not.toBe(r1);
+      await expect(repos.policies.savePolicy(a, [], r1)).rejects.toMatchObject({ name: 'PolicyConflictError' });
+      expect(await repos.policies.loadTenantPolicy(a)).toEqual({ tenant: a, rules: [deny, role], revision: r2 });
+      await repos.policies.savePolicy(b, [role], 0);
+      const all = await repos.policies.loadPolicy();
+      expect(all.find((p) => p.tenant === a)).toEqual({ tenant: a, rules: [deny, role], revision: r2 });
+      expect(all.find((p) => p.tenant === b)?.rules).toEqual([role]);
+      await expect(repos.policies.savePolicy('Not A Tenant', [], 0)).rejects.toMatchObject({ name: 'PolicyRuleError' });
+    });
+
+    test('lets exactly one of several concurrent policy writers at the same revision win', async () => {
+      const a = tenant();
+      const r1 = await repos.policies.savePolicy(a, [], 0);
+      const results = await Promise.allSettled([1, 2, 3, 4].map((n) => repos.policies.savePolicy(a, [{ kind: 'role', subject: `key:k${n}`, role: 'viewer' }], r1)));
+      expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+      for (const r of results) if (r.status === 'rejected') expect(r.reason).toMatchObject({ name: 'PolicyConflictError' });
+    });
+
     test('writes a budget document only at the expected revision', async () => {
       const budgets = repos.forTenant(tenant()).budgets;
       expect(await budgets.get()).toBeNull();
