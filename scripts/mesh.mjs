@@ -16,13 +16,27 @@ export const DEFAULT_PORTS = {
 export const SERVICES = Object.keys(DEFAULT_PORTS);
 const ENV_PORT = (svc) => `${svc.toUpperCase().replace(/-/g, '_')}_PORT`;
 
+/**
+ * A free TCP port on loopback for a service to listen on later. Chosen below Linux's ephemeral
+ * range (32768–60999): a port taken from that range by binding port 0 can be handed out again to
+ * anything else that binds port 0 or connects out before the service gets to listen on it (seen:
+ * the router's in-process simulators took the router's own port). Checked by binding it, and
+ * never handed out twice by this process.
+ */
+const handedOut = new Set();
 export async function freePort() {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.unref();
-    s.on('error', rej);
-    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => res(port)); });
-  });
+  for (let i = 0; i < 200; i++) {
+    const port = 20000 + Math.floor(Math.random() * 12000);
+    if (handedOut.has(port)) continue;
+    const ok = await new Promise((res) => {
+      const s = createServer();
+      s.unref();
+      s.once('error', () => res(false));
+      s.listen(port, '127.0.0.1', () => s.close(() => res(true)));
+    });
+    if (ok) { handedOut.add(port); return port; }
+  }
+  throw new Error('no free port found in 20000-31999');
 }
 
 export async function portInUse(port) {

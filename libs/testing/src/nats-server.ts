@@ -4,18 +4,25 @@ import { createServer, connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-/** Finds a free TCP port on loopback by binding port 0 and releasing it. */
+/**
+ * A free TCP port on loopback for a server to listen on later, chosen below Linux's ephemeral
+ * range (32768–60999) so that nothing binding port 0 or connecting out meanwhile can take it;
+ * checked by binding it, and never handed out twice by this process.
+ */
+const handedOut = new Set<number>();
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
+  for (let i = 0; i < 200; i++) {
+    const port = 20000 + Math.floor(Math.random() * 12000);
+    if (handedOut.has(port)) continue;
+    const ok = await new Promise<boolean>((resolve) => {
+      const srv = createServer();
+      srv.unref();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
     });
-  });
+    if (ok) { handedOut.add(port); return port; }
+  }
+  throw new Error('no free port found in 20000-31999');
 }
 
 async function waitForPort(port: number, timeoutMs: number): Promise<void> {
