@@ -3,8 +3,8 @@ import { status as Status } from '@grpc/grpc-js';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { auditSubject, STREAMS } from '#libs/contracts';
 import { connectNats } from '#libs/messaging';
-import { AgentmeshClient, AgentmeshGrpcError } from '#libs/sdk';
-import { eventually, followEvents, newTenant, startTestMesh, waitForRun, type Api, type Mesh, type SseEvent } from './support/harness.js';
+import { AgentmeshClient } from '#libs/sdk';
+import { eventually, followEvents, grpcFailure, newTenant, startTestMesh, waitForRun, type Api, type Mesh, type SseEvent } from './support/harness.js';
 import { startEffectServer, type EffectServer } from './support/effect-server.js';
 
 const ECHO = { version: '1', riskTier: 'read', inputSchema: { type: 'object' }, transport: { kind: 'builtin', name: 'echo' } };
@@ -14,16 +14,6 @@ const SHORT_TIMEOUT_S = 4;
 interface ApprovalBody {
   id: string; runId: string; step: number; tool: string; version: string; args: Record<string, unknown>; argsHash: string;
   riskTier: string; status: string; createdAt: string; expiresAt: string; decidedAt: string | null; decidedBy: string | null; reason: string | null;
-}
-
-async function grpcFailure(fn: () => Promise<unknown>): Promise<AgentmeshGrpcError> {
-  try {
-    await fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(AgentmeshGrpcError);
-    return e as AgentmeshGrpcError;
-  }
-  throw new Error('expected the call to fail');
 }
 
 describe('human approval of irreversible tool calls', () => {

@@ -1,11 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { readFileSync } from 'node:fs';
-import { createServer, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { status as Status } from '@grpc/grpc-js';
 import { AgentmeshClient, AgentmeshGrpcError, type AgentDefinitionInput, type RunEvent, type ToolDefinitionInput } from '#libs/sdk';
 import { auditHash, type AuditRecord as StoredAuditRecord } from '../apps/gateway/src/audit/chain.js';
-import { client as restClient, eventually, startTestMesh, type Mesh } from './support/harness.js';
+import { client as restClient, eventually, grpcFailure, startTestMesh, type Mesh } from './support/harness.js';
+import { Gate } from './support/gate.js';
 
 const ECHO: ToolDefinitionInput = { version: '1', description: 'returns its arguments', riskTier: 'read', inputSchema: { type: 'object' }, transport: { kind: 'builtin', name: 'echo' } };
 const TRANSFORM: ToolDefinitionInput = {
@@ -24,35 +23,6 @@ const HELLO_EVENTS = [
   'step.started', 'tool.called', 'tool.completed', 'run.completed',
 ];
 
-/**
- * An HTTP tool endpoint that holds every call until released: a run calling it stays in flight
- * for as long as a test wants (to watch it live, cancel it, or break a stream in the middle).
- */
-class Gate {
-  private readonly held: ServerResponse[] = [];
-  calls = 0;
-  private constructor(private readonly server: Server) {}
-  static async open(): Promise<Gate> {
-    const server = createServer();
-    const gate = new Gate(server);
-    server.on('request', (req, res) => {
-      req.resume();
-      req.on('end', () => { gate.calls++; gate.held.push(res); });
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    return gate;
-  }
-  get port(): number { return (this.server.address() as AddressInfo).port; }
-  release(): void {
-    for (const res of this.held.splice(0)) res.writeHead(200, { 'content-type': 'application/json' }).end('{"released":true}');
-  }
-  async close(): Promise<void> {
-    this.release();
-    this.server.closeAllConnections();
-    await new Promise((r) => this.server.close(r));
-  }
-}
-
 async function collect(events: AsyncIterable<RunEvent>, stopAfter?: (e: RunEvent) => boolean): Promise<RunEvent[]> {
   const out: RunEvent[] = [];
   for await (const e of events) {
@@ -60,17 +30,6 @@ async function collect(events: AsyncIterable<RunEvent>, stopAfter?: (e: RunEvent
     if (stopAfter?.(e)) break;
   }
   return out;
-}
-
-/** Runs `fn` and returns the AgentmeshGrpcError it fails with. */
-async function failure(fn: () => Promise<unknown>): Promise<AgentmeshGrpcError> {
-  try {
-    await fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(AgentmeshGrpcError);
-    return e as AgentmeshGrpcError;
-  }
-  throw new Error('expected the call to fail');
 }
 
 describe('the gRPC API', () => {
@@ -208,7 +167,7 @@ describe('the gRPC API', () => {
     it('honours deadlines on WatchRun: the stream ends with DEADLINE_EXCEEDED and its consumer stops', async () => {
       const callsBefore = gate.calls;
       const { run } = await owner.startRun({ tenant: t, agent: 'gated', input: {} });
-      const e = await failure(() => collect(owner.watchRun({ tenant: t, runId: run.id }, { timeoutMs: 1_000 })));
+      const e = await grpcFailure(() => collect(owner.watchRun({ tenant: t, runId: run.id }, { timeoutMs: 1_000 })));
       expect(e.grpcCode).toBe(Status.DEADLINE_EXCEEDED);
       await eventually(async () => (await openWatchStreams()) === 0, 'the gateway to close the expired stream');
       await eventually(async () => gate.calls > callsBefore, 'the gate to hold the call');
@@ -246,17 +205,17 @@ describe('the gRPC API', () => {
     };
 
     it('no key and a bad key are UNAUTHENTICATED', async () => {
-      expectProblem(await failure(() => client().listRuns({ tenant: t })), Status.UNAUTHENTICATED, 'unauthenticated', 401);
-      expectProblem(await failure(() => client('amk_nope').listRuns({ tenant: t })), Status.UNAUTHENTICATED, 'unauthenticated', 401);
-      expectProblem(await failure(() => client('').createTenant({ id: 'nokey' })), Status.UNAUTHENTICATED, 'unauthenticated', 401);
+      expectProblem(await grpcFailure(() => client().listRuns({ tenant: t })), Status.UNAUTHENTICATED, 'unauthenticated', 401);
+      expectProblem(await grpcFailure(() => client('amk_nope').listRuns({ tenant: t })), Status.UNAUTHENTICATED, 'unauthenticated', 401);
+      expectProblem(await grpcFailure(() => client('').createTenant({ id: 'nokey' })), Status.UNAUTHENTICATED, 'unauthenticated', 401);
     });
 
     it('a role without the permission, or a tenant key creating tenants, is PERMISSION_DENIED', async () => {
       const viewer = client((await admin.issueApiKey({ tenant: t, roles: ['viewer'] })).key);
       expect((await viewer.listRuns({ tenant: t, limit: 1 })).runs).toHaveLength(1);
-      expectProblem(await failure(() => viewer.startRun({ tenant: t, agent: 'hello' })), Status.PERMISSION_DENIED, 'permission_denied', 403);
-      expectProblem(await failure(() => viewer.putTool({ tenant: t, name: 'x', ...ECHO })), Status.PERMISSION_DENIED, 'permission_denied', 403);
-      expectProblem(await failure(() => owner.createTenant({ id: 'not-mine' })), Status.PERMISSION_DENIED, 'permission_denied', 403);
+      expectProblem(await grpcFailure(() => viewer.startRun({ tenant: t, agent: 'hello' })), Status.PERMISSION_DENIED, 'permission_denied', 403);
+      expectProblem(await grpcFailure(() => viewer.putTool({ tenant: t, name: 'x', ...ECHO })), Status.PERMISSION_DENIED, 'permission_denied', 403);
+      expectProblem(await grpcFailure(() => owner.createTenant({ id: 'not-mine' })), Status.PERMISSION_DENIED, 'permission_denied', 403);
     });
 
     it('a revoked key is refused at once', async () => {
@@ -266,8 +225,8 @@ describe('the gRPC API', () => {
       const revoked = await owner.revokeApiKey({ tenant: t, keyId: k.apiKey.id });
       expect(revoked).toMatchObject({ id: k.apiKey.id, roles: ['viewer'] });
       expect(revoked.revokedAt).not.toBeNull();
-      expectProblem(await failure(() => c.listTools({ tenant: t })), Status.UNAUTHENTICATED, 'unauthenticated', 401);
-      expectProblem(await failure(() => owner.revokeApiKey({ tenant: t, keyId: '01J00000000000000000000000' })), Status.NOT_FOUND, 'not_found', 404);
+      expectProblem(await grpcFailure(() => c.listTools({ tenant: t })), Status.UNAUTHENTICATED, 'unauthenticated', 401);
+      expectProblem(await grpcFailure(() => owner.revokeApiKey({ tenant: t, keyId: '01J00000000000000000000000' })), Status.NOT_FOUND, 'not_found', 404);
     });
 
     it("another tenant's key gets PERMISSION_DENIED or NOT_FOUND and never the data", async () => {
@@ -275,70 +234,70 @@ describe('the gRPC API', () => {
       const otherId = `grpc-other-${process.pid}`;
       await admin.createTenant({ id: otherId });
       const other = client((await admin.issueApiKey({ tenant: otherId, roles: ['owner'] })).key);
-      const viaPath = await failure(() => other.getRun({ tenant: t, runId: run.id }));
+      const viaPath = await grpcFailure(() => other.getRun({ tenant: t, runId: run.id }));
       expect([Status.PERMISSION_DENIED, Status.NOT_FOUND]).toContain(viaPath.grpcCode);
       expect(JSON.stringify({ m: viaPath.message, d: viaPath.detail })).not.toContain('secret-input');
-      expectProblem(await failure(() => other.getRun({ tenant: otherId, runId: run.id })), Status.NOT_FOUND, 'not_found', 404);
-      expectProblem(await failure(() => collect(other.watchRun({ tenant: otherId, runId: run.id }))), Status.NOT_FOUND, 'not_found', 404);
-      expectProblem(await failure(() => other.cancelRun({ tenant: otherId, runId: run.id })), Status.NOT_FOUND, 'not_found', 404);
-      expect([Status.PERMISSION_DENIED, Status.NOT_FOUND]).toContain((await failure(() => collect(other.watchRun({ tenant: t, runId: run.id })))).grpcCode);
+      expectProblem(await grpcFailure(() => other.getRun({ tenant: otherId, runId: run.id })), Status.NOT_FOUND, 'not_found', 404);
+      expectProblem(await grpcFailure(() => collect(other.watchRun({ tenant: otherId, runId: run.id }))), Status.NOT_FOUND, 'not_found', 404);
+      expectProblem(await grpcFailure(() => other.cancelRun({ tenant: otherId, runId: run.id })), Status.NOT_FOUND, 'not_found', 404);
+      expect([Status.PERMISSION_DENIED, Status.NOT_FOUND]).toContain((await grpcFailure(() => collect(other.watchRun({ tenant: t, runId: run.id })))).grpcCode);
       await collect(owner.watchRun({ tenant: t, runId: run.id }));
       expect((await owner.getRun({ tenant: t, runId: run.id })).status).toBe('completed');
     });
 
     it('malformed ids are NOT_FOUND, missing ones INVALID_ARGUMENT naming the field', async () => {
-      expectProblem(await failure(() => owner.getRun({ tenant: t, runId: '../../admin' })), Status.NOT_FOUND, 'not_found', 404);
-      expectProblem(await failure(() => owner.getRun({ tenant: t, runId: 'run_01J00000000000000000000000' })), Status.NOT_FOUND, 'not_found', 404);
-      expectProblem(await failure(() => owner.getTool({ tenant: t, name: 'no such/tool' })), Status.NOT_FOUND, 'not_found', 404);
-      expectProblem(await failure(() => owner.getAgent({ tenant: t, name: 'hello', version: '9' })), Status.NOT_FOUND, 'not_found', 404);
-      expectProblem(await failure(() => owner.listRuns({ tenant: 'Not A Tenant!' })), Status.NOT_FOUND, 'not_found', 404);
-      const noRun = await failure(() => owner.getRun({ tenant: t, runId: '' }));
+      expectProblem(await grpcFailure(() => owner.getRun({ tenant: t, runId: '../../admin' })), Status.NOT_FOUND, 'not_found', 404);
+      expectProblem(await grpcFailure(() => owner.getRun({ tenant: t, runId: 'run_01J00000000000000000000000' })), Status.NOT_FOUND, 'not_found', 404);
+      expectProblem(await grpcFailure(() => owner.getTool({ tenant: t, name: 'no such/tool' })), Status.NOT_FOUND, 'not_found', 404);
+      expectProblem(await grpcFailure(() => owner.getAgent({ tenant: t, name: 'hello', version: '9' })), Status.NOT_FOUND, 'not_found', 404);
+      expectProblem(await grpcFailure(() => owner.listRuns({ tenant: 'Not A Tenant!' })), Status.NOT_FOUND, 'not_found', 404);
+      const noRun = await grpcFailure(() => owner.getRun({ tenant: t, runId: '' }));
       expectProblem(noRun, Status.INVALID_ARGUMENT, 'invalid_argument', 400);
       expect(noRun.detail?.fields).toEqual([{ field: 'run_id', message: 'is required' }]);
-      const noTenant = await failure(() => owner.listTools({ tenant: '' }));
+      const noTenant = await grpcFailure(() => owner.listTools({ tenant: '' }));
       expectProblem(noTenant, Status.INVALID_ARGUMENT, 'invalid_argument', 400);
       expect(noTenant.detail?.fields).toEqual([{ field: 'tenant', message: 'is required' }]);
-      const cursor = await failure(() => owner.listRuns({ tenant: t, cursor: 'garbage' }));
+      const cursor = await grpcFailure(() => owner.listRuns({ tenant: t, cursor: 'garbage' }));
       expectProblem(cursor, Status.INVALID_ARGUMENT, 'invalid_argument', 400);
       expect(cursor.detail?.fields).toEqual([{ field: 'cursor', message: 'is malformed' }]);
     });
 
     it('an invalid body is INVALID_ARGUMENT naming the proto fields, and changes nothing', async () => {
       const before = (await owner.listRuns({ tenant: t, limit: 100 })).runs.length;
-      const noAgent = await failure(() => owner.startRun({ tenant: t, agent: '' }));
+      const noAgent = await grpcFailure(() => owner.startRun({ tenant: t, agent: '' }));
       expectProblem(noAgent, Status.INVALID_ARGUMENT, 'invalid_argument', 400);
       expect(noAgent.detail?.fields).toEqual([{ field: 'agent', message: 'is required' }]);
-      const badSession = await failure(() => owner.startRun({ tenant: t, agent: 'hello', sessionId: 'not a session!' }));
+      const badSession = await grpcFailure(() => owner.startRun({ tenant: t, agent: 'hello', sessionId: 'not a session!' }));
       expect(badSession.detail?.fields.map((f) => f.field)).toEqual(['session_id']);
       expect((await owner.listRuns({ tenant: t, limit: 100 })).runs.length).toBe(before);
 
-      const badTier = await failure(() => owner.putTool({ tenant: t, name: 'bad', ...ECHO, riskTier: 'dangerous' as 'read' }));
+      const badTier = await grpcFailure(() => owner.putTool({ tenant: t, name: 'bad', ...ECHO, riskTier: 'dangerous' as 'read' }));
       expectProblem(badTier, Status.INVALID_ARGUMENT, 'invalid_argument', 400);
       expect(badTier.detail?.fields.map((f) => f.field)).toContain('risk_tier');
-      const noSteps = await failure(() => owner.putAgent({ tenant: t, name: 'empty', version: '1', planner: 'graph', steps: [] }));
+      const noSteps = await grpcFailure(() => owner.putAgent({ tenant: t, name: 'empty', version: '1', planner: 'graph', steps: [] }));
       expect(noSteps.detail?.fields.map((f) => f.field)).toContain('steps');
-      const limits = await failure(() => owner.putAgent({ tenant: t, name: 'big', ...HELLO, limits: { maxSteps: 1_000_000 } }));
+      const limits = await grpcFailure(() => owner.putAgent({ tenant: t, name: 'big', ...HELLO, limits: { maxSteps: 1_000_000 } }));
       expect(limits.detail?.fields.map((f) => f.field)).toEqual(['limits.max_steps']);
-      const stepTool = await failure(() => owner.putAgent({ tenant: t, name: 'bad-step', version: '1', planner: 'graph', steps: [{ id: 'a', tool: '' }] }));
+      const stepTool = await grpcFailure(() => owner.putAgent({ tenant: t, name: 'bad-step', version: '1', planner: 'graph', steps: [{ id: 'a', tool: '' }] }));
       expect(stepTool.detail?.fields).toEqual([{ field: 'steps[0].tool', message: 'is required' }]);
-      const roles = await failure(() => admin.issueApiKey({ tenant: t, roles: [] }));
+      const roles = await grpcFailure(() => admin.issueApiKey({ tenant: t, roles: [] }));
       expect(roles.detail?.fields.map((f) => f.field)).toEqual(['roles']);
     });
 
     it('an unknown agent is INVALID_ARGUMENT naming the agent field, as in REST', async () => {
-      const e = await failure(() => owner.startRun({ tenant: t, agent: 'nobody' }));
+      const e = await grpcFailure(() => owner.startRun({ tenant: t, agent: 'nobody' }));
       expectProblem(e, Status.INVALID_ARGUMENT, 'invalid_argument', 400);
       expect(e.detail?.fields).toEqual([{ field: 'agent', message: 'no such agent' }]);
     });
 
     it('a new body under an existing tool or agent version is ALREADY_EXISTS (version_exists), a taken tenant id too', async () => {
-      const tool = await failure(() => owner.putTool({ tenant: t, name: 'echo', ...ECHO, description: 'changed' }));
+      const tool = await grpcFailure(() => owner.putTool({ tenant: t, name: 'echo', ...ECHO, description: 'changed' }));
       expectProblem(tool, Status.ALREADY_EXISTS, 'conflict', 409);
       expect(tool.detail?.reason).toBe('version_exists');
-      const agent = await failure(() => owner.putAgent({ tenant: t, name: 'hello', ...HELLO, instructions: 'x' }));
+      const agent = await grpcFailure(() => owner.putAgent({ tenant: t, name: 'hello', ...HELLO, instructions: 'x' }));
       expectProblem(agent, Status.ALREADY_EXISTS, 'conflict', 409);
       expect((await owner.putAgent({ tenant: t, name: 'hello', ...HELLO })).created).toBe(false);
-      expectProblem(await failure(() => admin.createTenant({ id: t })), Status.ALREADY_EXISTS, 'conflict', 409);
+      expectProblem(await grpcFailure(() => admin.createTenant({ id: t })), Status.ALREADY_EXISTS, 'conflict', 409);
     });
 
     it('the same idempotency-key and request return the same run; another request with it is ALREADY_EXISTS', async () => {
@@ -348,10 +307,10 @@ describe('the gRPC API', () => {
       expect(a.created).toBe(true);
       expect(b.created).toBe(false);
       expect(b.run.id).toBe(a.run.id);
-      const c = await failure(() => owner.startRun({ ...body, input: { name: 'Eve' } }, { idempotencyKey: 'grpc-k-1' }));
+      const c = await grpcFailure(() => owner.startRun({ ...body, input: { name: 'Eve' } }, { idempotencyKey: 'grpc-k-1' }));
       expectProblem(c, Status.ALREADY_EXISTS, 'conflict', 409);
       expect(c.detail?.reason).toBe('idempotency_key_reused');
-      const bad = await failure(() => owner.startRun(body, { idempotencyKey: 'has spaces' }));
+      const bad = await grpcFailure(() => owner.startRun(body, { idempotencyKey: 'has spaces' }));
       expect(bad.detail?.fields).toEqual([{ field: 'idempotency-key', message: 'is malformed' }]);
       await collect(owner.watchRun({ tenant: t, runId: a.run.id }));
       const runs = (await owner.listRuns({ tenant: t, agent: 'hello', limit: 100 })).runs;
@@ -360,7 +319,7 @@ describe('the gRPC API', () => {
 
     it('a message above the size limit is RESOURCE_EXHAUSTED (payload_too_large), with nothing started', async () => {
       const before = (await owner.listRuns({ tenant: t, limit: 100 })).runs.length;
-      const e = await failure(() => owner.startRun({ tenant: t, agent: 'hello', input: { blob: 'x'.repeat(1_100_000) } }));
+      const e = await grpcFailure(() => owner.startRun({ tenant: t, agent: 'hello', input: { blob: 'x'.repeat(1_100_000) } }));
       expectProblem(e, Status.RESOURCE_EXHAUSTED, 'payload_too_large', 413);
       expect(e.message).toMatch(/larger than the limit of 1048576 bytes/);
       expect((await owner.listRuns({ tenant: t, limit: 100 })).runs.length).toBe(before);
@@ -403,17 +362,17 @@ describe('the gRPC API', () => {
     });
 
     it('Budgets refuse bad input, roles and tenants as REST does', async () => {
-      const noPeriod = await failure(() => owner.putBudget({ tenant: t, limitUsd: 5, period: undefined as unknown as 'day' }));
+      const noPeriod = await grpcFailure(() => owner.putBudget({ tenant: t, limitUsd: 5, period: undefined as unknown as 'day' }));
       expectCode(noPeriod, Status.INVALID_ARGUMENT, 'invalid_argument', 400);
       expect(noPeriod.detail?.fields).toEqual([{ field: 'period', message: 'is required' }]);
-      const negative = await failure(() => owner.putBudget({ tenant: t, limitUsd: -1, period: 'day' }));
+      const negative = await grpcFailure(() => owner.putBudget({ tenant: t, limitUsd: -1, period: 'day' }));
       expectCode(negative, Status.INVALID_ARGUMENT, 'invalid_argument', 400);
       expect(negative.detail?.fields.map((f) => f.field)).toContain('limit_usd');
-      const badAgent = await failure(() => owner.putBudget({ tenant: t, limitUsd: 5, period: 'day', agents: { 'not an agent!': { limitUsd: 1 } } }));
+      const badAgent = await grpcFailure(() => owner.putBudget({ tenant: t, limitUsd: 5, period: 'day', agents: { 'not an agent!': { limitUsd: 1 } } }));
       expectCode(badAgent, Status.INVALID_ARGUMENT, 'invalid_argument', 400);
-      expectCode(await failure(() => viewer.putBudget({ tenant: t, limitUsd: 5, period: 'day' })), Status.PERMISSION_DENIED, 'permission_denied', 403);
-      expectCode(await failure(() => owner.getBudget({ tenant: 'Not A Tenant!' })), Status.NOT_FOUND, 'not_found', 404);
-      const noTenant = await failure(() => owner.getBudget({ tenant: '' }));
+      expectCode(await grpcFailure(() => viewer.putBudget({ tenant: t, limitUsd: 5, period: 'day' })), Status.PERMISSION_DENIED, 'permission_denied', 403);
+      expectCode(await grpcFailure(() => owner.getBudget({ tenant: 'Not A Tenant!' })), Status.NOT_FOUND, 'not_found', 404);
+      const noTenant = await grpcFailure(() => owner.getBudget({ tenant: '' }));
       expect(noTenant.detail?.fields).toEqual([{ field: 'tenant', message: 'is required' }]);
       expect((await owner.getBudget({ tenant: t })).limitUsd).toBeNull(); // nothing changed
     });
@@ -431,26 +390,26 @@ describe('the gRPC API', () => {
       const from = '2025-01-01T00:00:00.000Z';
       const to = '2025-01-02T00:00:00.000Z';
       expect(await viewer.getUsage({ tenant: t, from, to })).toMatchObject({ from, to, rows: [], totalCalls: 0 });
-      const backwards = await failure(() => viewer.getUsage({ tenant: t, from: to, to: from }));
+      const backwards = await grpcFailure(() => viewer.getUsage({ tenant: t, from: to, to: from }));
       expectCode(backwards, Status.INVALID_ARGUMENT, 'invalid_argument', 400);
       expect(backwards.detail?.fields).toEqual([{ field: 'from', message: 'must be before to' }]);
-      const long = await failure(() => viewer.getUsage({ tenant: t, from: '2020-01-01T00:00:00Z', to: '2025-01-01T00:00:00Z' }));
+      const long = await grpcFailure(() => viewer.getUsage({ tenant: t, from: '2020-01-01T00:00:00Z', to: '2025-01-01T00:00:00Z' }));
       expectCode(long, Status.INVALID_ARGUMENT, 'invalid_argument', 400);
       expect(long.detail?.fields.map((f) => f.field)).toEqual(['to']);
       // an enum value this server does not know (a newer client's) is refused, naming the field
-      const unknownGroup = await failure(() => viewer.call('agentmesh.v1.Budgets', 'GetUsage', { tenant: t, group_by: 9 }));
+      const unknownGroup = await grpcFailure(() => viewer.call('agentmesh.v1.Budgets', 'GetUsage', { tenant: t, group_by: 9 }));
       expectCode(unknownGroup, Status.INVALID_ARGUMENT, 'invalid_argument', 400);
       expect(unknownGroup.detail?.fields.map((f) => f.field)).toEqual(['group_by']);
     });
 
     it('Credentials.RevokeCredential revokes as REST DELETE does; unknown names are NOT_FOUND', async () => {
       await owner.putCredential({ tenant: t, name: 'short-lived', kind: 'bearer', secret: 'grpc-revoke-secret', allowedTools: ['echo'] });
-      expectCode(await failure(() => viewer.revokeCredential({ tenant: t, name: 'short-lived' })), Status.PERMISSION_DENIED, 'permission_denied', 403);
+      expectCode(await grpcFailure(() => viewer.revokeCredential({ tenant: t, name: 'short-lived' })), Status.PERMISSION_DENIED, 'permission_denied', 403);
       expect(await owner.revokeCredential({ tenant: t, name: 'short-lived' })).toEqual({ name: 'short-lived' });
       expect((await owner.listCredentials({ tenant: t })).map((c) => c.name)).not.toContain('short-lived');
-      expectCode(await failure(() => owner.revokeCredential({ tenant: t, name: 'never-stored' })), Status.NOT_FOUND, 'not_found', 404);
-      expectCode(await failure(() => owner.revokeCredential({ tenant: t, name: 'bad/name' })), Status.NOT_FOUND, 'not_found', 404);
-      const noName = await failure(() => owner.revokeCredential({ tenant: t, name: '' }));
+      expectCode(await grpcFailure(() => owner.revokeCredential({ tenant: t, name: 'never-stored' })), Status.NOT_FOUND, 'not_found', 404);
+      expectCode(await grpcFailure(() => owner.revokeCredential({ tenant: t, name: 'bad/name' })), Status.NOT_FOUND, 'not_found', 404);
+      const noName = await grpcFailure(() => owner.revokeCredential({ tenant: t, name: '' }));
       expectCode(noName, Status.INVALID_ARGUMENT, 'invalid_argument', 400);
       expect(noName.detail?.fields).toEqual([{ field: 'name', message: 'is required' }]);
     });
@@ -467,18 +426,18 @@ describe('the gRPC API', () => {
       expect(put.rules).toEqual([{ ...rule, access: '*' }, { kind: 'role', subject: 'key:01J00000000000000000000000', role: 'viewer' }]);
       expect((await rest()('GET', `/v1/tenants/${t}/policy`)).body.rules).toEqual(put.rules);
       const dev = client((await admin.issueApiKey({ tenant: t, roles: ['developer'] })).key);
-      const denied = await failure(() => dev.putTool({ tenant: t, name: 'danger', ...ECHO, riskTier: 'irreversible' }));
+      const denied = await grpcFailure(() => dev.putTool({ tenant: t, name: 'danger', ...ECHO, riskTier: 'irreversible' }));
       expectCode(denied, Status.PERMISSION_DENIED, 'permission_denied', 403);
       expect(denied.detail?.reason).toBe('denied_by_rule');
-      const stale = await failure(() => owner.putPolicy({ tenant: t, rules: [], revision: before.revision }));
+      const stale = await grpcFailure(() => owner.putPolicy({ tenant: t, rules: [], revision: before.revision }));
       expectCode(stale, Status.ABORTED, 'conflict', 409);
       expect(stale.detail?.reason).toBe('policy_conflict');
-      const platform = await failure(() => owner.putPolicy({ tenant: t, rules: [{ kind: 'permission', subject: 'viewer', operation: 'tenants.create', effect: 'allow' }] }));
+      const platform = await grpcFailure(() => owner.putPolicy({ tenant: t, rules: [{ kind: 'permission', subject: 'viewer', operation: 'tenants.create', effect: 'allow' }] }));
       expectCode(platform, Status.INVALID_ARGUMENT, 'invalid_argument', 400);
       expect(platform.detail?.fields[0]?.field).toBe('rules[0].operation');
-      const noEffect = await failure(() => owner.putPolicy({ tenant: t, rules: [{ kind: 'permission', subject: 'viewer', operation: 'runs.start' } as never] }));
+      const noEffect = await grpcFailure(() => owner.putPolicy({ tenant: t, rules: [{ kind: 'permission', subject: 'viewer', operation: 'runs.start' } as never] }));
       expectCode(noEffect, Status.INVALID_ARGUMENT, 'invalid_argument', 400);
-      expectCode(await failure(() => operator.putPolicy({ tenant: t, rules: [] })), Status.PERMISSION_DENIED, 'permission_denied', 403);
+      expectCode(await grpcFailure(() => operator.putPolicy({ tenant: t, rules: [] })), Status.PERMISSION_DENIED, 'permission_denied', 403);
       const cleared = await owner.putPolicy({ tenant: t, rules: [], revision: put.revision });
       expect(cleared.rules).toEqual([]);
       expect((await dev.putTool({ tenant: t, name: 'danger', ...ECHO, riskTier: 'irreversible' })).created).toBe(true);
@@ -501,9 +460,9 @@ describe('the gRPC API', () => {
       expect(s.runs[1]).toMatchObject({ agent: 'hello', agentVersion: '1', status: 'completed', input: '{"name":"Kim"}', output: '{"text":"HELLO, KIM!"}', error: null });
       const r = await rest()('GET', `/v1/tenants/${t}/sessions/grpc-chat`);
       expect(s).toEqual({ sessionId: r.body.sessionId, tenantId: r.body.tenantId, createdAt: r.body.createdAt, updatedAt: r.body.updatedAt, expiresAt: r.body.expiresAt, runs: r.body.runs });
-      expectCode(await failure(() => viewer.getSession({ tenant: t, sessionId: 'never-used' })), Status.NOT_FOUND, 'not_found', 404);
-      expectCode(await failure(() => viewer.getSession({ tenant: t, sessionId: 'not a session!' })), Status.NOT_FOUND, 'not_found', 404);
-      const noId = await failure(() => viewer.getSession({ tenant: t, sessionId: '' }));
+      expectCode(await grpcFailure(() => viewer.getSession({ tenant: t, sessionId: 'never-used' })), Status.NOT_FOUND, 'not_found', 404);
+      expectCode(await grpcFailure(() => viewer.getSession({ tenant: t, sessionId: 'not a session!' })), Status.NOT_FOUND, 'not_found', 404);
+      const noId = await grpcFailure(() => viewer.getSession({ tenant: t, sessionId: '' }));
       expectCode(noId, Status.INVALID_ARGUMENT, 'invalid_argument', 400);
       expect(noId.detail?.fields).toEqual([{ field: 'session_id', message: 'is required' }]);
     });
@@ -540,7 +499,7 @@ describe('the gRPC API', () => {
       const otherId = `grpc-audit-other-${process.pid}`;
       await admin.createTenant({ id: otherId });
       const other = client((await admin.issueApiKey({ tenant: otherId, roles: ['owner'] })).key);
-      expectCode(await failure(() => other.listAudit({ tenant: t })), Status.PERMISSION_DENIED, 'permission_denied', 403);
+      expectCode(await grpcFailure(() => other.listAudit({ tenant: t })), Status.PERMISSION_DENIED, 'permission_denied', 403);
     });
   });
 

@@ -1,7 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawn } from 'node:child_process';
-import { createServer, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { status as Status } from '@grpc/grpc-js';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -9,6 +7,7 @@ import { BUCKETS } from '#libs/contracts';
 import { connectNats } from '#libs/messaging';
 import { AgentmeshClient, AgentmeshGrpcError } from '#libs/sdk';
 import { eventually, newTenant, startTestMesh, type Api, type Mesh } from './support/harness.js';
+import { Gate } from './support/gate.js';
 
 /**
  * Per-tenant limits end to end, on a mesh with small limits: 20 requests/s with a burst of 20 per
@@ -52,22 +51,6 @@ process.exit(0);
 `;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
-
-class Gate {
-  private readonly held: ServerResponse[] = [];
-  private constructor(private readonly server: Server) {}
-  static async open(): Promise<Gate> {
-    const server = createServer();
-    const gate = new Gate(server);
-    server.on('request', (req, res) => { req.resume(); req.on('end', () => gate.held.push(res)); });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    return gate;
-  }
-  get port(): number { return (this.server.address() as AddressInfo).port; }
-  get waiting(): number { return this.held.length; }
-  release(): void { for (const res of this.held.splice(0)) res.writeHead(200, { 'content-type': 'application/json' }).end('{"released":true}'); }
-  async close(): Promise<void> { this.release(); this.server.closeAllConnections(); await new Promise((r) => this.server.close(r)); }
-}
 
 describe('per-tenant limits', () => {
   let mesh: Mesh & { cleanup(): Promise<void> };

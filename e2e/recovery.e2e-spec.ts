@@ -41,16 +41,25 @@ describe('recovery: a run survives crashes and never repeats a side effect', () 
     expect(new Set(seqs).size).toBe(seqs.length);
   }
 
-  it('finishes after the orchestrator is SIGKILLed mid-step, without re-running completed steps', async () => {
+  /**
+   * Starts a run of `agent` and SIGKILLs `svc` as the tool receives step `step`'s call (after its
+   * side effect); returns once the kill happened (not yet restarted).
+   */
+  async function runKilledAt(agent: string, step: number, svc: string): Promise<string> {
     let killed = false;
     let runId = '';
     fx.onRequest = async (k) => {
-      if (!killed && k === `${runId}:4:0`) { killed = true; await mesh.kill('orchestrator', 'SIGKILL'); }
+      if (!killed && k === `${runId}:${step}:0`) { killed = true; await mesh.kill(svc, 'SIGKILL'); }
     };
-    runId = (await api('POST', `/v1/tenants/${t}/runs`, { agent: 'multi', input: {} })).body.id;
+    runId = (await api('POST', `/v1/tenants/${t}/runs`, { agent, input: {} })).body.id;
     const deadline = Date.now() + 15_000;
     while (!killed && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     expect(killed).toBe(true);
+    return runId;
+  }
+
+  it('finishes after the orchestrator is SIGKILLed mid-step, without re-running completed steps', async () => {
+    const runId = await runKilledAt('multi', 4, 'orchestrator');
     const before = new Map(fx.calls);
     await mesh.restart('orchestrator');
     const run = await waitForRun(api, t, runId, 30_000);
@@ -62,15 +71,7 @@ describe('recovery: a run survives crashes and never repeats a side effect', () 
   });
 
   it('dedupes through the Idempotency-Key when the tool-runner dies between the side effect and the journal append', async () => {
-    let killed = false;
-    let runId = '';
-    fx.onRequest = async (k) => {
-      if (!killed && k === `${runId}:3:0`) { killed = true; await mesh.kill('tool-runner', 'SIGKILL'); }
-    };
-    runId = (await api('POST', `/v1/tenants/${t}/runs`, { agent: 'multi', input: {} })).body.id;
-    const deadline = Date.now() + 15_000;
-    while (!killed && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    expect(killed).toBe(true);
+    const runId = await runKilledAt('multi', 3, 'tool-runner');
     await mesh.restart('tool-runner');
     const run = await waitForRun(api, t, runId, 30_000);
     expect(run).toMatchObject({ status: 'completed', steps: STEPS });
@@ -86,16 +87,8 @@ describe('recovery: a run survives crashes and never repeats a side effect', () 
     expect((await api('PUT', `/v1/tenants/${t}/tools/effectc`, tool)).status).toBe(201);
     const steps = Array.from({ length: STEPS }, (_, i) => ({ id: `s${i + 1}`, tool: 'effectc', args: { i: i + 1 } }));
     expect((await api('PUT', `/v1/tenants/${t}/agents/multic`, { version: '1', planner: 'graph', tools: ['effectc'], steps })).status).toBe(201);
-    let killed = false;
-    let runId = '';
     // the tool-runner redeemed step 3's single-use delegation and called the tool; it dies before reporting
-    fx.onRequest = async (k) => {
-      if (!killed && k === `${runId}:3:0`) { killed = true; await mesh.kill('tool-runner', 'SIGKILL'); }
-    };
-    runId = (await api('POST', `/v1/tenants/${t}/runs`, { agent: 'multic', input: {} })).body.id;
-    const deadline = Date.now() + 15_000;
-    while (!killed && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    expect(killed).toBe(true);
+    const runId = await runKilledAt('multic', 3, 'tool-runner');
     await mesh.restart('tool-runner');
     const run = await waitForRun(api, t, runId, 30_000);
     expect(run).toMatchObject({ status: 'completed', steps: STEPS });

@@ -1,8 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -10,6 +8,7 @@ import { status as Status } from '@grpc/grpc-js';
 import { OPERATIONS, TENANT_ROLES, type OperationId, type TenantRole } from '#libs/policy';
 import { AgentmeshClient, AgentmeshGrpcError } from '#libs/sdk';
 import { client, eventually, newTenant, startTestMesh, waitForRun, type Api, type Mesh } from './support/harness.js';
+import { Gate } from './support/gate.js';
 
 const run = promisify(execFile);
 
@@ -22,22 +21,6 @@ const run = promisify(execFile);
 
 const ECHO = { version: '1', riskTier: 'read', inputSchema: { type: 'object' }, transport: { kind: 'builtin', name: 'echo' } };
 const HELLO = { version: '1', planner: 'graph', tools: ['echo'], steps: [{ id: 'greet', tool: 'echo', args: { text: 'Hello, {{input.name}}!' } }] };
-
-/** An HTTP tool that holds every call until released: runs calling it stay in flight (cancel targets). */
-class Gate {
-  private readonly held: ServerResponse[] = [];
-  private constructor(private readonly server: Server) {}
-  static async open(): Promise<Gate> {
-    const server = createServer();
-    const gate = new Gate(server);
-    server.on('request', (req, res) => { req.resume(); req.on('end', () => gate.held.push(res)); });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    return gate;
-  }
-  get port(): number { return (this.server.address() as AddressInfo).port; }
-  release(): void { for (const res of this.held.splice(0)) res.writeHead(200, { 'content-type': 'application/json' }).end('{"released":true}'); }
-  async close(): Promise<void> { this.release(); this.server.closeAllConnections(); await new Promise((r) => this.server.close(r)); }
-}
 
 /** What one tenant holds for the matrix: keys per role, a finished run, an in-flight run, a session. */
 interface Fixture {

@@ -1,6 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect } from '@jest/globals';
+import { AgentmeshGrpcError } from '#libs/sdk';
 import { client, followEvents, startMesh, type Api, type Mesh, type SseEvent } from '../../scripts/mesh.mjs';
 
 export type { Api, Mesh, SseEvent };
@@ -57,4 +59,15 @@ export async function waitForRun(api: Api, tenant: string, runId: string, timeou
     const r = await api('GET', `/v1/tenants/${tenant}/runs/${runId}`);
     return ['completed', 'failed', 'cancelled'].includes(r.body?.status) ? r.body : null;
   }, `run ${runId} to finish`, timeoutMs);
+}
+
+/** Runs `fn` and returns the AgentmeshGrpcError it fails with (the test fails if it succeeds or fails otherwise). */
+export async function grpcFailure(fn: () => Promise<unknown>): Promise<AgentmeshGrpcError> {
+  try {
+    await fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(AgentmeshGrpcError);
+    return e as AgentmeshGrpcError;
+  }
+  throw new Error('expected the call to fail');
 }

@@ -1,8 +1,7 @@
 import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { ulid } from 'ulid';
 import {
-  AgentmeshError, BUCKETS, invalid,
+  AgentmeshError, BUCKETS, invalid, newUlid,
   type FinishReason, type InferenceUsage, type ModelHint,
 } from '#libs/contracts';
 import { llmCostUsd, type AppConfig, type InferenceConfig, type ReplicaSpec } from '#libs/config';
@@ -192,7 +191,7 @@ export class InferenceService implements OnModuleInit, OnModuleDestroy {
     const choice = this.chooseModel(input);
     const { model } = choice;
     const ephemeral = input.session === undefined;
-    const session = input.session ?? `x${ulid()}`;
+    const session = input.session ?? `x${newUlid()}`;
     const maxAttempts = Math.max(1, Math.min(3, this.pools.servingCount(model)));
     let emitted = false;
     const onChunk = input.onChunk
@@ -296,7 +295,7 @@ export class InferenceService implements OnModuleInit, OnModuleDestroy {
     routerMetrics.tokens.inc({ tenant: input.tenantId, model, direction: 'input' }, usage.inputTokens);
     routerMetrics.tokens.inc({ tenant: input.tenantId, model, direction: 'output' }, usage.outputTokens);
     routerMetrics.cost.inc({ tenant: input.tenantId, model }, costUsd);
-    const id = completion.id || `inf_${ulid()}`;
+    const id = completion.id || `inf_${newUlid()}`;
     // HTTP answers go out first: the report's NATS traffic follows on the next turn of the event loop
     let settled: { usd: number; replayed: boolean } | undefined;
     if (input.awaitSettle) settled = await this.report(input, model, id, usage, costUsd);

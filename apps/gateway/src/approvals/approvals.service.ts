@@ -2,7 +2,7 @@ import { Inject, Injectable, Optional, type OnModuleInit } from '@nestjs/common'
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
   APPROVAL_STATUSES, AgentmeshError, BUCKETS, conflict, invalid, isApprovalId, notFound,
-  type ApprovalRecord, type ApprovalStatus, type JsonValue, type RiskTier,
+  type ApprovalRecord, type ApprovalStatus,
 } from '#libs/contracts';
 import { CommandBus, LOGGER, NATS, openBucket } from '#libs/messaging';
 import type { Principal } from '#libs/policy';
@@ -12,25 +12,16 @@ import { AuditLog } from '../audit/audit.service.js';
 import { Authorizer } from '../http/auth.js';
 import { recordApprovalDecision } from './audit-hook.js';
 
-/** An approval as REST returns it. */
-export interface ApprovalView {
-  id: string;
-  runId: string;
-  step: number;
-  tool: string;
-  version: string;
-  args: JsonValue;
-  /** sha256 of the canonical `{tool: "name@version", args}` the approval is bound to. */
-  argsHash: string;
-  riskTier: RiskTier;
-  status: ApprovalStatus;
-  createdAt: string;
-  expiresAt: string;
+/**
+ * An approval as REST returns it: the read model's record without the tenant and call key, the
+ * decision fields null until decided.
+ */
+export type ApprovalView = Omit<ApprovalRecord, 'tenantId' | 'callKey' | 'decidedAt' | 'decidedBy' | 'reason'> & {
   decidedAt: string | null;
   /** API key id of the approver (null while pending, or when it expired). */
   decidedBy: string | null;
   reason: string | null;
-}
+};
 
 export interface DecideApprovalBody {
   decision: 'approve' | 'deny';
